@@ -1,0 +1,1 @@
+"""The command line: check, fmt, plan, explain, components, run, runs, report."""

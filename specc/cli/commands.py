@@ -1,0 +1,206 @@
+"""The verbs of the command line; each returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from specc import diagnostics as dg
+from specc.cli.main import EXIT_DIAG, EXIT_OK, EXIT_USAGE
+from specc.compiler import ir
+from specc.compiler.pipeline import Result, compile_file
+
+
+def _emit(result: Result, as_json: bool) -> None:
+    if as_json:
+        return
+    if result.diagnostics:
+        sys.stderr.write(result.render() + "\n")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    diags: list[dict[str, Any]] = []
+    failed = False
+    for f in args.files:
+        result = compile_file(f, backend=args.backend, profile=args.profile, stop_after="check")
+        failed |= not result.ok
+        if args.json:
+            diags.extend(d.to_json() for d in result.diagnostics)
+        else:
+            _emit(result, False)
+    if args.json:
+        print(json.dumps(diags, indent=2))
+    elif not failed:
+        n = len(args.files)
+        print(f"ok: {n} file{'s' if n != 1 else ''} checked")
+    return EXIT_DIAG if failed else EXIT_OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from specc import format_source
+
+    changed, failed = [], False
+    for f in args.files:
+        path = Path(f)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            sys.stderr.write(f"{f}: error: cannot read: {exc.strerror}  [io-error]\n")
+            failed = True
+            continue
+        out, diags = format_source(text, f)
+        if out is None:
+            sources = dg.Sources()
+            sources.add(f, text)
+            sys.stderr.write(dg.render_all(diags, sources) + "\n")
+            failed = True
+            continue
+        if args.stdout:
+            sys.stdout.write(out)
+        elif out != text:
+            changed.append(f)
+            if not args.check:
+                path.write_text(out)
+    for f in changed:
+        print(f"{'would reformat' if args.check else 'reformatted'} {f}")
+    if failed:
+        return EXIT_DIAG
+    return EXIT_DIAG if args.check and changed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    result = compile_file(args.file, backend=args.backend, profile=args.profile)
+    _emit(result, False)
+    if result.plan is None:
+        return EXIT_DIAG
+    plan = result.plan
+    if args.dump_ir:
+        assert result.program is not None
+        print(ir.dumps(result.program))
+        return EXIT_OK
+    if args.json:
+        _plan_json(plan)
+        return EXIT_OK
+    print(f"plan {plan.hash} for {args.file}"
+          + (f" (profile {args.profile})" if args.profile else ""))
+    for ep in plan.experiments:
+        cost = ep.cost()
+        print(f"\nexperiment {ep.experiment.name}: {ep.strategy}, {cost.runs} run"
+              f"{'s' if cost.runs != 1 else ''}")
+        print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} tokens, {cost.flops:.3g} FLOPs"
+              + (f", model {ep.experiment.params:,} params" if ep.experiment.params else ""))
+        for c in ep.experiment.checks:
+            print(f"  check {c.text}: {'passed' if c.passed else 'at run time'}")
+        space = ep.search_space()
+        if space is not None:
+            print(f"  search space ({space['kind']}):")
+            for k, v in (space.get("params") or space.get("axes") or {}).items():
+                print(f"    {k}: {json.dumps(v)}")
+        limit = None if args.all else 20
+        shown = 0
+        for run in ep.runs():
+            if limit is not None and shown >= limit:
+                print(f"  ... {ep.count - shown:,} more (--all lists them)")
+                break
+            print(f"  {run.hash}  {run.name}")
+            shown += 1
+    return EXIT_OK
+
+
+def _plan_json(plan: Any) -> None:
+    """Stream the plan as one JSON document without holding every run in memory."""
+    w = sys.stdout.write
+    w('{"hash": ' + json.dumps(plan.hash) + ', "experiments": [')
+    for i, ep in enumerate(plan.experiments):
+        if i:
+            w(", ")
+        head = {"name": ep.experiment.name, "strategy": ep.strategy,
+                "cost": ep.cost().to_json(), "search_space": ep.search_space(),
+                "checks": [{"text": c.text, "passed": c.passed} for c in ep.experiment.checks]}
+        w(json.dumps(head, sort_keys=True)[:-1] + ', "runs": [')
+        for j, run in enumerate(ep.runs()):
+            w((", " if j else "") + json.dumps(run.to_json(), sort_keys=True))
+        w("]}")
+    w("]}\n")
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    result = compile_file(args.file, profile=args.profile, stop_after="check")
+    _emit(result, False)
+    if result.program is None or not result.ok:
+        return EXIT_DIAG
+    exps = result.program.experiments
+    parts = args.name.split(".")
+    exp = next((e for e in exps if e.name == parts[0]), None)
+    if exp is not None:
+        parts = parts[1:]
+    elif len(exps) == 1:
+        exp = exps[0]
+    else:
+        sys.stderr.write(f"specc: error: say which experiment: "
+                         f"{', '.join(e.name + '.' + args.name for e in exps)}\n")
+        return EXIT_USAGE
+    from specc.cli.explain import explain
+
+    text = explain(exp, ".".join(parts))
+    if text is None:
+        names = [f.path for f in exp.fields] + [d.name for d in exp.decls]
+        hint = dg.did_you_mean(".".join(parts), names)
+        sys.stderr.write(f"specc: error: {exp.name} has no value named {'.'.join(parts)!r}"
+                         + (f"; {hint}" if hint else "") + "\n")
+        return EXIT_USAGE
+    print(text)
+    return EXIT_OK
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from specc.catalogue import CATALOGUE
+
+    comps = [c for c in CATALOGUE if args.kind is None or c.kind == args.kind]
+    if args.json:
+        print(json.dumps([_component_json(c) for c in comps], indent=2))
+        return EXIT_OK
+    kind = None
+    for c in sorted(comps, key=lambda c: (c.kind, c.name)):
+        if c.kind != kind:
+            kind = c.kind
+            print(f"\n{kind}:")
+        sig = ", ".join(f"{p.name}: {p.type}" + ("" if p.default == "<required>"
+                                                 else f" = {p.default}") for p in c.params)
+        if c.variadic is not None:
+            sig = f"*{c.variadic.name}"
+        print(f"  {c.name}({sig})\n      {c.doc}")
+    return EXIT_OK
+
+
+def _component_json(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.name, "kind": c.kind, "doc": c.doc, "family": c.family,
+        "members": dict(c.members),
+        "params": [{"name": p.name, "type": str(p.type),
+                    "default": None if p.default == "<required>" else p.default,
+                    "required": p.default == "<required>", "lo": p.lo, "hi": p.hi,
+                    "doc": p.doc} for p in c.params],
+        "variadic": c.variadic.name if c.variadic else None,
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from specc.runtime.execute import run_spec
+
+    return run_spec(args)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from specc.store.index import list_runs_cmd
+
+    return list_runs_cmd(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from specc.report.html import report_cmd
+
+    return report_cmd(args)

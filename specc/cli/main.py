@@ -1,0 +1,106 @@
+"""Entry point of the ``specc`` command: parse arguments, dispatch, map failures to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from specc import diagnostics as dg
+
+EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"specc: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="specc", description="A declarative, spec-driven experiment compiler.")
+    p.add_argument("--version", action="version", version="specc 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("check", help="check specs for every mistake, without running anything")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--backend", help="cpu, cuda, xla or auto (overrides the spec)")
+    c.add_argument("--profile", help="apply a named profile")
+    c.add_argument("--json", action="store_true", help="diagnostics as JSON")
+
+    f = sub.add_parser("fmt", help="print specs in canonical form (in place)")
+    f.add_argument("files", nargs="+")
+    f.add_argument("--check", action="store_true", help="only report files that would change")
+    f.add_argument("--stdout", action="store_true", help="print instead of writing")
+
+    pl = sub.add_parser("plan", help="the runs a spec implies, their hashes and cost")
+    pl.add_argument("file")
+    pl.add_argument("--profile")
+    pl.add_argument("--backend")
+    pl.add_argument("--json", action="store_true", help="the plan as JSON (streams runs)")
+    pl.add_argument("--all", action="store_true", help="list every run, not the first 20")
+    pl.add_argument("--dump-ir", action="store_true", help="print the IR as JSON")
+
+    e = sub.add_parser("explain", help="where a value came from")
+    e.add_argument("file")
+    e.add_argument("name", help="experiment.path, e.g. quickstart.train.batch, or a path")
+    e.add_argument("--profile")
+
+    k = sub.add_parser("components", help="list the component catalogue")
+    k.add_argument("--json", action="store_true")
+    k.add_argument("--kind", help="only this kind (model, policy, ...)")
+
+    r = sub.add_parser("run", help="run the experiments of a spec")
+    r.add_argument("file")
+    r.add_argument("--profile")
+    r.add_argument("--backend")
+    r.add_argument("--root", default="runs", help="results store (default: runs)")
+    r.add_argument("--force", action="store_true", help="rerun finished runs")
+    r.add_argument("--experiment", help="only this experiment")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    rs = sub.add_parser("runs", help="list recorded runs")
+    rs.add_argument("--root", default="runs")
+    rs.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="tables and plots for a run or a spec's runs")
+    rp.add_argument("target", help="a run hash (or prefix), a run directory, or a spec")
+    rp.add_argument("--root", default="runs")
+    rp.add_argument("--out", help="where the HTML report goes")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from specc.cli import commands
+
+        return int(getattr(commands, f"cmd_{args.command}")(args))
+    except dg.SpeccError as exc:
+        sys.stderr.write(dg.render_all(exc.diagnostics) + "\n")
+        return EXIT_DIAG
+    except KeyboardInterrupt:
+        sys.stderr.write("specc: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # noqa: BLE001 - anything else is our bug, reported as such
+        sys.stderr.write(traceback.format_exc())
+        sys.stderr.write("specc: internal error (this is a bug in specc, not in your spec); "
+                         "please report it with the spec and the lines above\n")
+        return EXIT_INTERNAL
+
+
+def _json(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["EXIT_DIAG", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "Path", "_json", "main"]

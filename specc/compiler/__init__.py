@@ -1,0 +1,1 @@
+"""The compiler: modules, name resolution, types, constants, checks, backend capabilities, plan."""

@@ -1,0 +1,325 @@
+"""The typed IR: frozen values and experiments with spans, JSON round-trip and a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Union
+
+import attrs
+
+from specc.diagnostics import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return attrs.field(default=NO_SPAN, eq=False, repr=False)  # type: ignore[no-any-return]
+
+
+def _tuple() -> Any:
+    return attrs.field(converter=tuple, factory=tuple)
+
+
+Scalar = Union[int, float, str, bool, None]
+
+# ---------------------------------------------------------------- values
+
+
+@attrs.frozen(kw_only=True)
+class Const:
+    value: Scalar
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class ListV:
+    items: tuple[Value, ...] = _tuple()
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class TupleV:
+    items: tuple[Value, ...] = _tuple()
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class RangeV:
+    lo: int
+    hi: int
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class ArgV:
+    """A component argument; ``default`` marks one the compiler filled in."""
+
+    name: str
+    value: Value
+    default: bool = attrs.field(default=False, eq=False)
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Comp:
+    """A component of the catalogue with every argument resolved (defaults filled in)."""
+
+    name: str
+    kind: str
+    args: tuple[ArgV, ...] = _tuple()
+    span: Span = _span()
+
+    def arg(self, name: str) -> Value | None:
+        return next((a.value for a in self.args if a.name == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class Ref:
+    """A reference to a declaration (``kind`` model, data, policy...) or an experiment."""
+
+    kind: str
+    name: str
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class MemberV:
+    """``task.test``: a member of a declared component."""
+
+    base: Value
+    name: str
+    kind: str
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Var:
+    """A sweep or search variable, bound per run (grids) or per trial (searches)."""
+
+    name: str
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Searched:
+    """``searched``: the value a sweep gives the parameter of the same name."""
+
+    name: str = ""
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Op:
+    """A symbolic expression, kept when a value is only known later (run time, per trial)."""
+
+    op: str
+    args: tuple[Value, ...] = _tuple()
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Directed:
+    direction: str
+    value: Value
+    span: Span = _span()
+
+
+Value = Union[Const, ListV, TupleV, RangeV, Comp, Ref, MemberV, Var, Searched, Op, Directed]
+
+# ---------------------------------------------------------------- structure
+
+
+@attrs.frozen(kw_only=True)
+class Origin:
+    """Where a value came from, for ``specc explain``: set, default, extends, profile, import."""
+
+    how: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.how} {self.detail}".strip()
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    path: str
+    value: Value
+    origin: Origin = attrs.field(eq=False, factory=lambda: Origin(how="default"))
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Declaration:
+    kind: str
+    name: str
+    value: Value
+    origin: Origin = attrs.field(eq=False, factory=lambda: Origin(how="set"))
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class CheckResult:
+    """A ``check`` statement and its compile-time verdict (None: only known at run time)."""
+
+    expr: Value
+    text: str
+    passed: bool | None
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoints:
+    every: int
+    unit: str
+    measures: tuple[Value, ...] = _tuple()
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Axis:
+    """One sweep axis; axes sharing a ``zip_group`` advance together."""
+
+    path: str
+    values: tuple[Value, ...] = _tuple()
+    race: bool = False
+    when: Value | None = None
+    zip_group: int | None = None
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Sweep:
+    kind: str  # "grid" or "cbs"
+    axes: tuple[Axis, ...] = _tuple()
+    derived: tuple[Field, ...] = _tuple()
+    settings: tuple[Field, ...] = _tuple()
+    span: Span = _span()
+
+    def setting(self, name: str) -> Value | None:
+        return next((f.value for f in self.settings if f.path == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class Param:
+    """A searched parameter: its distribution and an optional condition."""
+
+    name: str
+    dist: Comp
+    when: Value | None = None
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Search:
+    kind: str  # "optuna"
+    params: tuple[Param, ...] = _tuple()
+    derived: tuple[Field, ...] = _tuple()
+    settings: tuple[Field, ...] = _tuple()
+    span: Span = _span()
+
+    def setting(self, name: str) -> Value | None:
+        return next((f.value for f in self.settings if f.path == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class Experiment:
+    name: str
+    file: str
+    decls: tuple[Declaration, ...] = _tuple()
+    fields: tuple[Field, ...] = _tuple()
+    checks: tuple[CheckResult, ...] = _tuple()
+    checkpoints: tuple[Checkpoints, ...] = _tuple()
+    sweep: Sweep | None = None
+    search: Search | None = None
+    profile: str | None = None
+    extends: str | None = None
+    params: int | None = None  # parameters of the model trained, when known at compile time
+    span: Span = _span()
+
+    def field(self, path: str) -> Value | None:
+        return next((f.value for f in self.fields if f.path == path), None)
+
+    def decl(self, name: str) -> Declaration | None:
+        return next((d for d in self.decls if d.name == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class Program:
+    experiments: tuple[Experiment, ...] = _tuple()
+    files: tuple[str, ...] = attrs.field(converter=tuple, factory=tuple, eq=False)
+
+    def experiment(self, name: str) -> Experiment | None:
+        return next((e for e in self.experiments if e.name == name), None)
+
+
+# ---------------------------------------------------------------- JSON and hashing
+
+_CLASSES: dict[str, type] = {
+    c.__name__: c
+    for c in (Const, ListV, TupleV, RangeV, ArgV, Comp, Ref, MemberV, Var, Searched, Op, Directed,
+              Origin, Field, Declaration, CheckResult, Checkpoints, Axis, Sweep, Param, Search,
+              Experiment, Program, Span)
+}
+
+
+def to_data(node: Any, *, meaning_only: bool = False) -> Any:
+    """Plain JSON data for a node; ``meaning_only`` drops spans and origins (for hashing)."""
+    if isinstance(node, tuple):
+        return [to_data(n, meaning_only=meaning_only) for n in node]
+    if not attrs.has(type(node)):
+        return node
+    out: dict[str, Any] = {"_t": type(node).__name__}
+    for f in attrs.fields(type(node)):
+        if meaning_only and not f.eq:
+            continue
+        out[f.name] = to_data(getattr(node, f.name), meaning_only=meaning_only)
+    return out
+
+
+def from_data(data: Any) -> Any:
+    """Inverse of :func:`to_data` (with spans and origins)."""
+    if isinstance(data, list):
+        return tuple(from_data(d) for d in data)
+    if isinstance(data, dict) and "_t" in data:
+        cls = _CLASSES[data["_t"]]
+        return cls(**{k: from_data(v) for k, v in data.items() if k != "_t"})
+    return data
+
+
+def dumps(node: Any) -> str:
+    return json.dumps(to_data(node), sort_keys=True)
+
+
+def loads(text: str) -> Any:
+    return from_data(json.loads(text))
+
+
+def content_hash(node: Any) -> str:
+    """A stable hash of meaning: spans, origins, formatting and comments do not change it."""
+    text = json.dumps(to_data(node, meaning_only=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plain(value: Value) -> Any:
+    """A value as plain JSON-able data (components as ``{"name": ..., args...}``)."""
+    match value:
+        case Const(value=v):
+            return v
+        case ListV(items=items) | TupleV(items=items):
+            return [plain(i) for i in items]
+        case RangeV(lo=lo, hi=hi):
+            return {"range": [lo, hi]}
+        case Comp(name=name, args=args):
+            return {"component": name, **{a.name: plain(a.value) for a in args}}
+        case Ref(kind=kind, name=name):
+            return {"ref": name, "kind": kind}
+        case MemberV(base=base, name=name):
+            return {"member": name, "of": plain(base)}
+        case Var(name=name):
+            return {"var": name}
+        case Searched(name=name):
+            return {"searched": name}
+        case Op(op=op, args=args):
+            return {"op": op, "args": [plain(a) for a in args]}
+        case Directed(direction=d, value=v):
+            return {d: plain(v)}
+    raise AssertionError(type(value).__name__)

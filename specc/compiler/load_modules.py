@@ -1,0 +1,91 @@
+"""Read a spec and everything it imports (relative to the importing file), reporting cycles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from specc import diagnostics as dg
+from specc.lang import syntax as S
+from specc.lang.parser import parse_text
+
+
+@attrs.frozen(kw_only=True)
+class Loaded:
+    """The root module, every module by path, and which modules each imports."""
+
+    root: str
+    modules: dict[str, S.Module]
+    imports: dict[str, tuple[str, ...]]
+
+    def visible(self, path: str) -> list[str]:
+        """The modules whose names ``path`` sees: itself, then its imports, transitively."""
+        seen: list[str] = []
+        stack = [path]
+        while stack:
+            p = stack.pop(0)
+            if p in seen or p not in self.modules:
+                continue
+            seen.append(p)
+            stack.extend(self.imports.get(p, ()))
+        return seen
+
+
+def load_modules(root_text: str, root_file: str, sources: dg.Sources,
+                 out: dg.Collector) -> Loaded | None:
+    """Parse the root text and, depth first, every file it imports.
+
+    Example:
+        ``import "tiny_models.exp"`` in ``specs/a.exp`` reads ``specs/tiny_models.exp``.
+    """
+    modules: dict[str, S.Module] = {}
+    imports: dict[str, tuple[str, ...]] = {}
+
+    def visit(text: str, file: str, stack: list[str]) -> None:
+        sources.add(file, text)
+        module, diags = parse_text(text, file)
+        for d in diags:
+            out.add(d)
+        if module is None:
+            return
+        modules[file] = module
+        mine: list[str] = []
+        for item in module.items:
+            if not isinstance(item, S.Import):
+                continue
+            target = str((Path(file).parent / item.path))
+            target = _display(target)
+            if target in stack:
+                cycle = " -> ".join([*stack[stack.index(target):], target])
+                out.error("import-cycle", item.span, cycle=cycle)
+                continue
+            mine.append(target)
+            if target in modules:
+                continue
+            try:
+                child = Path(target).read_text()
+            except FileNotFoundError:
+                out.error("import-not-found", item.span, path=item.path,
+                          help=f"looked for {target}; paths are relative to {file}")
+                continue
+            except OSError as exc:
+                out.error("io-error", item.span, path=target, reason=exc.strerror)
+                continue
+            visit(child, target, [*stack, target])
+        imports[file] = tuple(mine)
+
+    visit(root_text, root_file, [root_file])
+    if root_file not in modules:
+        return None
+    return Loaded(root=root_file, modules=modules, imports=imports)
+
+
+def _display(path: str) -> str:
+    """A normalized path, relative to the working directory when it lies below it."""
+    p = Path(path)
+    try:
+        resolved = p.resolve()
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p.resolve())
