@@ -24,7 +24,7 @@ MESSAGES: Final[dict[str, str]] = {
     "unknown-field": '"{name}" is not a field of {block}',
     "unknown-block": 'unknown block "{name}"',
     "unknown-profile": 'unknown profile "{name}"',
-    "extends-cycle": "experiment {name} extends itself through {cycle}",
+    "extends-cycle": "experiments extend each other in a cycle: {cycle}",
     # types and values
     "type-mismatch": "{what} expects {expected}, got {got}",
     "missing-argument": '{component}() needs "{name}"',

@@ -24,7 +24,7 @@ class Kind:
     name: str
 
     def __str__(self) -> str:
-        return f"a {self.name}"
+        return article(self.name)
 
 
 @attrs.frozen
@@ -73,6 +73,11 @@ class Optional_:
 
     def __str__(self) -> str:
         return f"{self.inner} or none"
+
+
+def article(word: str) -> str:
+    """``a policy``, ``an optimizer``."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 Type = Union[Prim, Kind, ListOf, TupleOf, Enum, RangeT, Union_, Optional_]

@@ -14,6 +14,15 @@ from specc.compiler import ir
 from specc.compiler.pipeline import Result, compile_file
 
 
+def expand(paths: list[str]) -> list[str]:
+    """Files as given, directories as the .exp files below them (sorted)."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        out.extend(sorted(str(f) for f in path.rglob("*.exp")) if path.is_dir() else [p])
+    return out
+
+
 def _emit(result: Result, as_json: bool) -> None:
     if as_json:
         return
@@ -24,7 +33,7 @@ def _emit(result: Result, as_json: bool) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     diags: list[dict[str, Any]] = []
     failed = False
-    for f in args.files:
+    for f in expand(args.files):
         result = compile_file(f, backend=args.backend, profile=args.profile, stop_after="check")
         failed |= not result.ok
         if args.json:
@@ -34,7 +43,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(diags, indent=2))
     elif not failed:
-        n = len(args.files)
+        n = len(expand(args.files))
         print(f"ok: {n} file{'s' if n != 1 else ''} checked")
     return EXIT_DIAG if failed else EXIT_OK
 
@@ -43,7 +52,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     from specc import format_source
 
     changed, failed = [], False
-    for f in args.files:
+    for f in expand(args.files):
         path = Path(f)
         try:
             text = path.read_text()

@@ -53,6 +53,7 @@ class Scope:
         self.lowerer = lowerer
         self.file = file
         self.vars: set[str] = set()
+        self.swept: dict[str, str] = {}  # swept field names (policy, batch) -> their paths
         self.lets: dict[str, ir.Value] = {}
         self.decls: dict[str, tuple[str, S.Expr, S.Decl]] = {}
         self.model: ir.Comp | None = None  # the experiment's model, for params(policy)
@@ -110,19 +111,19 @@ class Lowerer:
                 for item in root.items if isinstance(item, S.Experiment)]
         if self.profile is not None and not any(e.profile for e in exps):
             known = sorted({p.name for item in root.items if isinstance(item, S.Experiment)
-                            for p in self._flatten(item, set()) if isinstance(p, S.Profile)})
+                            for p in self._flatten(item, [item.name]) if isinstance(p, S.Profile)})
             self.out.error("unknown-profile", root.span, name=self.profile,
                            help=dg.did_you_mean(self.profile, known)
                            or (f"profiles here: {', '.join(known)}" if known
                                else "this file declares no profile"))
         return ir.Program(experiments=exps, files=tuple(self.loaded.modules))
 
-    def _flatten(self, exp: S.Experiment, seen: set[str]) -> list[S.Stmt]:
+    def _flatten(self, exp: S.Experiment, seen: list[str]) -> list[S.Stmt]:
         """The statements of ``exp`` with those of the experiments it extends first."""
         if exp.extends is None:
             return list(exp.body)
         if exp.extends in seen or exp.extends == exp.name:
-            self.out.error("extends-cycle", exp.extends_span, name=exp.name,
+            self.out.error("extends-cycle", exp.extends_span, name=seen[0],
                            cycle=" -> ".join([*seen, exp.extends]))
             return list(exp.body)
         base = self.experiments.get(exp.extends)
@@ -130,12 +131,12 @@ class Lowerer:
             self.out.error("unknown-name", exp.extends_span, kind="experiment", name=exp.extends,
                            help=dg.did_you_mean(exp.extends, self.experiments))
             return list(exp.body)
-        return [*self._flatten(base[0], {*seen, exp.name}), *exp.body]
+        return [*self._flatten(base[0], [*seen, exp.extends]), *exp.body]
 
     # ------------------------------------------------------------ experiments
     def experiment(self, exp: S.Experiment, file: str) -> ir.Experiment:  # noqa: C901
         scope = Scope(self, file)
-        stmts = self._flatten(exp, {exp.name})
+        stmts = self._flatten(exp, [exp.name])
         own = _ids(exp.body)
         origin_of: Callable[[S.Stmt], ir.Origin] = lambda s: (  # noqa: E731
             ir.Origin(how="set", detail=f"at {s.span}") if id(s) in own
@@ -152,8 +153,11 @@ class Lowerer:
             if isinstance(s, S.Block) and (s.kind, s.variant) in _SWEEP_BLOCKS:
                 for b in s.body:
                     for name in _bound_names(b):
-                        if name not in _EXP_NAMES and name not in _TRAIN_NAMES:
+                        path = _field_path(name)
+                        if path is None:
                             scope.vars.add(name)
+                        elif not isinstance(b, S.Assign):
+                            scope.swept[path.split(".")[-1]] = path
 
         # Declarations and lets, in order; a later one with the same name overrides (extends).
         decls: dict[str, ir.Declaration] = {}
@@ -582,6 +586,8 @@ class Lowerer:
 
     def check(self, v: ir.Value, t: T.Type, what: str, spec: C.Param | None = None,
               literal: bool = True) -> ir.Value:
+        if any(_is_poison(x) for x in _walk(v)):
+            return v
         problem = _mismatch(v, t)
         if problem is not None:
             if isinstance(v, ir.Const) and isinstance(v.value, float) and t == T.INT \
@@ -674,6 +680,8 @@ class Lowerer:
     def binop(self, e: S.BinOp, scope: Scope) -> ir.Value:
         operand_t = T.BOOL if e.op in ("and", "or") else T.ANY
         a, b = self.expr(e.left, operand_t, scope), self.expr(e.right, operand_t, scope)
+        if _is_poison(a) or _is_poison(b):
+            return _poison(e.span)
         if isinstance(a, ir.Const) and isinstance(b, ir.Const):
             x, y = a.value, b.value
             if e.op in ("and", "or"):
@@ -685,10 +693,10 @@ class Lowerer:
                     return ir.Const(value=x + y, span=e.span)
                 self.out.error("type-mismatch", e.span, what=f"'{e.op}'", expected="numbers",
                                got=f"{_describe(a)} and {_describe(b)}")
-                return ir.Const(value=0, span=e.span)
+                return _poison(e.span)
             if e.op == "/" and y == 0:
                 self.out.error("division-by-zero", e.right.span)
-                return ir.Const(value=0, span=e.span)
+                return _poison(e.span)
             result = _ARITH[e.op](x, y)
             if isinstance(result, float) and result.is_integer() and e.op == "/" \
                     and isinstance(x, int) and isinstance(y, int):
@@ -707,6 +715,8 @@ class Lowerer:
             return ir.Searched(name="", span=sp)
         if name in scope.vars:
             return ir.Var(name=name, span=sp)
+        if name in scope.swept:
+            return ir.Var(name=scope.swept[name], span=sp)
         if name in scope.lets:
             return attrs.evolve(scope.lets[name], span=sp)
         if name in scope.decls:
@@ -724,10 +734,14 @@ class Lowerer:
         if comp is not None and comp.kind != "function":
             return self.call(S.Call(func=S.Name(id=name, span=sp), args=(), span=sp), t, scope,
                              bare=True)
+        if enum_words and not T.kinds_in(t):
+            self.out.error("invalid-value", sp, message=f'"{name}" is not {t}',
+                           help=dg.did_you_mean(name, enum_words))
+            return _poison(sp)
         candidates = [*scope.names(), *enum_words, *_catalogue_names(t)]
         self.out.error("unknown-name", sp, kind=_kind_word(t), name=name,
                        help=dg.did_you_mean(name, candidates))
-        return ir.Const(value=None, span=sp)
+        return _poison(sp)
 
     def _global_let(self, name: str) -> ir.Value:
         let, file = self.global_lets[name]
@@ -740,6 +754,8 @@ class Lowerer:
 
     def member(self, e: S.Member, scope: Scope) -> ir.Value:
         base = self.expr(e.obj, T.ANY, scope)
+        if _is_poison(base):
+            return base
         target: ir.Value | None = base
         if isinstance(base, ir.Ref):
             target = self._decl_value(base, scope)
@@ -754,9 +770,9 @@ class Lowerer:
                 help_ = "circuit pairs need a task with `corrupt = ...`"
             self.out.error("unknown-member", e.span, what=f"{target.name}()", name=e.name,
                            help=help_)
-            return ir.Const(value=None, span=e.span)
+            return _poison(e.span)
         self.out.error("unknown-member", e.span, what=_describe(base), name=e.name)
-        return ir.Const(value=None, span=e.span)
+        return _poison(e.span)
 
     def _decl_value(self, ref: ir.Ref, scope: Scope) -> ir.Value | None:
         if ref.name in scope.decls:
@@ -788,11 +804,11 @@ class Lowerer:
                 self.out.error("type-mismatch", e.span, what=f'"{name}"', expected="a component",
                                got="a declared name, which cannot be called",
                                help=f"use `{name}` without arguments")
-                return ir.Const(value=None, span=e.span)
+                return _poison(e.span)
             self.out.error("unknown-name", e.func.span, kind=_kind_word(t, "component"),
                            name=name, help=dg.did_you_mean(name, _catalogue_names(t)
                                                            or C.BY_NAME))
-            return ir.Const(value=None, span=e.span)
+            return _poison(e.span)
         args = self.arguments(comp, e, scope, bare)
         if comp.kind == "function":
             return self.function(comp, args, e, scope)
@@ -948,7 +964,7 @@ class Lowerer:
     def _quiet_flatten(self, exp: S.Experiment) -> list[S.Stmt]:
         saved, self.out = self.out, dg.Collector()
         try:
-            return self._flatten(exp, {exp.name})
+            return self._flatten(exp, [exp.name])
         finally:
             self.out = saved
 
@@ -962,6 +978,15 @@ class Lowerer:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _poison(span: dg.Span) -> ir.Value:
+    """The value of an expression already reported as wrong: accepted everywhere, silently."""
+    return ir.Op(op="error", span=span)
+
+
+def _is_poison(v: ir.Value | None) -> bool:
+    return isinstance(v, ir.Op) and v.op == "error"
 
 
 def _ids(body: Iterable[S.Stmt]) -> set[int]:
@@ -1077,11 +1102,11 @@ def _describe(v: ir.Value) -> str:
         case ir.Const(value=x):
             return _num(x) if isinstance(x, (int, float)) else repr(x)
         case ir.Comp(name=n, kind=k):
-            return f"{n} (a {k})"
+            return f"{n} ({T.article(k)})"
         case ir.Ref(name=n, kind=k):
-            return f"{n} (a {k})"
+            return f"{n} ({T.article(k)})"
         case ir.MemberV(name=n, kind=k):
-            return f".{n} (a {k})"
+            return f".{n} ({T.article(k)})"
         case ir.ListV():
             return "a list"
         case ir.TupleV():

@@ -267,8 +267,9 @@ def _fold(v: ir.Value) -> ir.Value:
                     return ir.Const(value=_OPS[op](a.value, b.value), span=v.span)
                 except (TypeError, ZeroDivisionError):
                     return v
-            if isinstance(a, ir.Ref) and isinstance(b, ir.Ref) and op in ("==", "!="):
-                same = a.name == b.name
+            if op in ("==", "!=") and all(isinstance(x, ir.Ref | ir.Comp) for x in (a, b)):
+                same = (a.name == b.name if isinstance(a, ir.Ref) and isinstance(b, ir.Ref)
+                        else a == b)
                 return ir.Const(value=same if op == "==" else not same, span=v.span)
             return attrs.evolve(v, args=(a, b))
         case ir.Comp(args=args):
