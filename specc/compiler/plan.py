@@ -172,8 +172,9 @@ def _runs(plan: ExperimentPlan) -> Iterator[Run]:
     exp = plan.experiment
     if exp.search is not None:
         return
+    template = _Template(exp)
     for index, binding in enumerate(_bindings(exp)):
-        config = resolve_config(exp, plan.program, binding)
+        config = template.resolve(binding)
         yield Run(experiment=exp.name, index=index,
                   bindings={k: ir.plain(v) for k, v in binding.items()}, config=config,
                   hash=config_hash(config))
@@ -184,32 +185,91 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _dynamic(v: ir.Value) -> bool:
+    """Whether a value depends on sweep variables (so it is resolved per run)."""
+    match v:
+        case ir.Var() | ir.Searched() | ir.Op():
+            return True
+        case ir.ListV(items=items) | ir.TupleV(items=items):
+            return any(_dynamic(i) for i in items)
+        case ir.Comp(args=args):
+            return any(_dynamic(a.value) for a in args)
+        case ir.Directed(value=inner) | ir.MemberV(base=inner):
+            return _dynamic(inner)
+    return False
+
+
+class _Template:
+    """An experiment's configuration with the run-independent parts resolved once.
+
+    Note [Plan streaming]: a grid of 100,000 runs is resolved one run at a time from this
+    template; only values that mention a sweep variable are substituted per run.
+    """
+
+    def __init__(self, exp: ir.Experiment) -> None:
+        self.exp = exp
+        derived = (exp.sweep.derived if exp.sweep else ()) + (
+            exp.search.derived if exp.search else ())
+        self.derived = derived
+        self.fields = {f.path: f.value for f in exp.fields}
+        self.decls = {d.name: d.value for d in exp.decls}
+        swept = {a.path for a in exp.sweep.axes} if exp.sweep else set()
+        swept |= {f.path for f in derived}
+        self.dynamic_decls = {n for n, v in self.decls.items() if _dynamic(v)}
+        self.static: dict[str, Any] = {}
+        empty: dict[str, ir.Value] = {}
+        for path, value in self.fields.items():
+            if path not in swept and not _dynamic(value) and not self._refers_dynamic(value):
+                self.static[path] = _plain_resolved(value, self.decls, empty)
+        self.static_decls = {n: _plain_resolved(v, self.decls, empty)
+                             for n, v in self.decls.items() if n not in self.dynamic_decls}
+
+    def _refers_dynamic(self, v: ir.Value) -> bool:
+        match v:
+            case ir.Ref(name=n):
+                return n in self.dynamic_decls
+            case ir.ListV(items=items) | ir.TupleV(items=items):
+                return any(self._refers_dynamic(i) for i in items)
+            case ir.Comp(args=args):
+                return any(self._refers_dynamic(a.value) for a in args)
+        return False
+
+    def resolve(self, binding: dict[str, ir.Value]) -> dict[str, Any]:
+        env = dict(binding)
+        for f in self.derived:
+            env[f.path] = _fold(_subst(f.value, env))
+        values: dict[str, Any] = dict(self.static)
+        for path, value in self.fields.items():
+            if path in env and (path in self.fields or path.startswith("train.")):
+                value = env[path]
+            elif path in self.static:
+                continue
+            values[path] = _plain_resolved(_fold(_subst(value, env)), self.decls, env)
+        for path, value in env.items():
+            if path not in self.fields and path.startswith("train."):
+                values[path] = _plain_resolved(value, self.decls, env)
+        out: dict[str, Any] = {}
+        for path in sorted(values):
+            _put(out, path, values[path])
+        decls = dict(self.static_decls)
+        for n in self.dynamic_decls:
+            decls[n] = _plain_resolved(_fold(_subst(self.decls[n], env)), self.decls, env)
+        out["decls"] = {n: decls[n] for n in sorted(decls)}
+        exp = self.exp
+        out["checkpoints"] = [{"every": c.every, "unit": c.unit,
+                               "measure": [_plain_resolved(m, self.decls, env)
+                                           for m in c.measures]}
+                              for c in exp.checkpoints]
+        if exp.sweep is not None and exp.sweep.kind == "cbs":
+            out["cbs"] = {f.path: ir.plain(f.value) for f in exp.sweep.settings}
+        return out
+
+
 def resolve_config(exp: ir.Experiment, program: ir.Program,
                    binding: dict[str, ir.Value]) -> dict[str, Any]:
     """The fully resolved configuration of one run: references replaced by what they name."""
-    env = dict(binding)
-    derived = (exp.sweep.derived if exp.sweep else ()) + (exp.search.derived if exp.search
-                                                          else ())
-    fields = {f.path: f.value for f in exp.fields}
-    for f in derived:
-        value = _fold(_subst(f.value, env))
-        env[f.path] = value
-    for path, value in env.items():
-        if path in fields or path.startswith("train."):
-            fields[path] = value
-    decls = {d.name: d.value for d in exp.decls}
-    out: dict[str, Any] = {}
-    for path, value in sorted(fields.items()):
-        v = _fold(_subst(value, env))
-        _put(out, path, _plain_resolved(v, decls, env))
-    out["decls"] = {name: _plain_resolved(_fold(_subst(v, env)), decls, env)
-                    for name, v in sorted(decls.items())}
-    out["checkpoints"] = [{"every": c.every, "unit": c.unit,
-                           "measure": [_plain_resolved(m, decls, env) for m in c.measures]}
-                          for c in exp.checkpoints]
-    if exp.sweep is not None and exp.sweep.kind == "cbs":
-        out["cbs"] = {f.path: ir.plain(f.value) for f in exp.sweep.settings}
-    return out
+    del program
+    return _Template(exp).resolve(binding)
 
 
 def _put(out: dict[str, Any], path: str, value: Any) -> None:

@@ -187,7 +187,9 @@ class Printer:
             if len(inner) == 1 and len(inner[0]) + len(head) + 4 + indent * 2 <= WIDTH:
                 self._line(f"{head} {{ {inner[0]} }}", indent, s.span.end_line)
                 return
-        self.out.append(INDENT * indent + head + " {" + self._trailing(s.span.line))
+        same_line = bool(body) and body[0].span.line == s.span.line
+        trail = "" if same_line else self._trailing(s.span.line)
+        self.out.append(INDENT * indent + head + " {" + trail)
         self.last_line = s.span.line
         self.body(body, indent + 1)
         self._emit_comments(s.span.end_line, indent + 1, block_start=not body)
