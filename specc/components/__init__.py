@@ -1,0 +1,1 @@
+"""Implementations of the catalogue's components (torch imported lazily, inside functions)."""

@@ -1,0 +1,268 @@
+"""Data feeds: synthetic tasks (prompt/answer pairs), the zipf_ngrams stream, and local files.
+
+Every feed is addressable by step (batch ``s`` is a pure function of the seed and ``s``), so a run
+resumed from a checkpoint sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from specc.components import tasks
+from specc.components.vocab import Vocab
+from specc.diagnostics import SpeccError
+
+Batch = dict[str, Any]  # tensors: input_ids, labels, attention_mask, (answer_mask)
+
+
+class TaskData:
+    """Prompt/answer examples; loss and exact match are on the answer (and the final eos)."""
+
+    kind = "task"
+
+    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int) -> None:
+        self.vocab = vocab
+        self.context = context
+        self.splits = tasks.splits(cfg)
+        self.encoded = {name: [self._encode(e) for e in exs] for name, exs in self.splits.items()}
+        self.seed = int(cfg.get("seed", 0))
+        too_long = [len(ids) for ids, _ in self.encoded["train"] if len(ids) > context]
+        if too_long:
+            msg = (f"task examples are up to {max(too_long)} tokens but the model's context is "
+                   f"{context}; raise `context` in the model")
+            raise SpeccError(msg)
+
+    def _encode(self, e: tasks.Example) -> tuple[list[int], int]:
+        prompt = [self.vocab.bos, *self.vocab.encode(e.prompt)]
+        answer = [*self.vocab.encode(" " + e.answer), self.vocab.eos]
+        return prompt + answer, len(prompt)
+
+    def size(self, split: str = "train") -> int:
+        return len(self.encoded[split])
+
+    def seq_len(self) -> int:
+        lengths = [len(ids) for ids, _ in self.encoded["train"][:256]]
+        return int(np.mean(lengths)) if lengths else 1
+
+    def _collate(self, items: list[tuple[list[int], int]], length: int | None = None) -> Batch:
+        import torch
+
+        width = length or max(len(ids) for ids, _ in items)
+        ids = torch.full((len(items), width), self.vocab.pad, dtype=torch.long)
+        labels = torch.full((len(items), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for i, (seq, n_prompt) in enumerate(items):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            labels[i, n_prompt: len(seq)] = torch.tensor(seq[n_prompt:])
+            mask[i, : len(seq)] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    def train_batch(self, step: int, batch: int, fixed_length: int | None = None) -> Batch:
+        n = self.size("train")
+        start = step * batch
+        picks = []
+        for pos in range(start, start + batch):
+            epoch, offset = divmod(pos, n)
+            perm = self._perm(epoch, n)
+            picks.append(self.encoded["train"][perm[offset]])
+        return self._collate(picks, fixed_length)
+
+    def _perm(self, epoch: int, n: int) -> np.ndarray:
+        cache = getattr(self, "_perm_cache", None)
+        if cache is None or cache[0] != epoch:
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            self._perm_cache = (epoch, perm)
+        return self._perm_cache[1]
+
+    def eval_batches(self, split: str, batch: int, limit: int | None = None,
+                     fixed_length: int | None = None) -> Iterator[Batch]:
+        items = self.encoded[split][: limit or None]
+        for i in range(0, len(items), batch):
+            yield self._collate(items[i: i + batch], fixed_length)
+
+    def pairs(self, split: str = "circuit") -> list[tuple[list[int], list[int], int]]:
+        """Clean and corrupted prompt ids of equal length, and the clean answer's first token."""
+        out = []
+        for e in self.splits[split]:
+            if e.corrupt is None:
+                continue
+            clean = [self.vocab.bos, *self.vocab.encode(e.prompt)]
+            corrupt = [self.vocab.bos, *self.vocab.encode(e.corrupt)]
+            if len(clean) == len(corrupt):
+                out.append((clean, corrupt, self.vocab.encode(" " + e.answer)[0]))
+        return out
+
+
+class StreamData:
+    """Fixed-length token sequences from an infinite stream or a tokenized corpus."""
+
+    kind = "stream"
+
+    def __init__(self, context: int, seed: int) -> None:
+        self.context = context
+        self.seed = seed
+        self.heldout: np.ndarray = np.zeros((0, context + 1), dtype=np.int64)
+
+    def seq_len(self) -> int:
+        return self.context
+
+    def size(self, split: str = "train") -> int:
+        return 0  # infinite: epochs are not defined
+
+    def sequences(self, step: int, count: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def train_batch(self, step: int, batch: int, fixed_length: int | None = None) -> Batch:
+        import torch
+
+        seqs = torch.from_numpy(self.sequences(step, batch))
+        return {"input_ids": seqs[:, :-1].contiguous(), "labels": seqs[:, 1:].contiguous(),
+                "attention_mask": None, "shifted": True}
+
+    def eval_batches(self, split: str, batch: int, limit: int | None = None,
+                     fixed_length: int | None = None) -> Iterator[Batch]:
+        import torch
+
+        held = self.heldout[: limit or None]
+        for i in range(0, len(held), batch):
+            seqs = torch.from_numpy(held[i: i + batch])
+            yield {"input_ids": seqs[:, :-1].contiguous(), "labels": seqs[:, 1:].contiguous(),
+                   "attention_mask": None, "shifted": True}
+
+
+class ZipfNgrams(StreamData):
+    """A stationary stream: rules (random token n-grams) drawn with Zipf weights, concatenated.
+
+    Frequent rules are learned first and rare ones later, so the loss keeps falling roughly as a
+    power law of the tokens seen (../shared/research/seed10_cbs.md section 6).
+    """
+
+    def __init__(self, cfg: dict[str, Any], context: int, vocab_size: int) -> None:
+        super().__init__(context, int(cfg["seed"]))
+        vocab = min(int(cfg["vocab"]), vocab_size)
+        rng = np.random.default_rng(self.seed)
+        order = int(cfg["order"])
+        n_rules = int(cfg["rules"])
+        lengths = rng.integers(order, 2 * order + 1, size=n_rules)
+        self.rules = [rng.integers(0, vocab, size=int(n)) for n in lengths]
+        weights = 1.0 / np.arange(1, n_rules + 1) ** float(cfg["alpha"])
+        self.p = weights / weights.sum()
+        self.mean_len = float(np.dot(self.p, lengths))
+        self.heldout = self._draw(np.random.default_rng([self.seed, 1 << 30]),
+                                  int(cfg["heldout"]))
+
+    def _draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        need = count * (self.context + 1)
+        n = int(need / self.mean_len * 1.3) + 16
+        ids = rng.choice(len(self.rules), size=n, p=self.p)
+        stream = np.concatenate([self.rules[i] for i in ids])
+        while len(stream) < need:
+            more = rng.choice(len(self.rules), size=n, p=self.p)
+            stream = np.concatenate([stream, *[self.rules[i] for i in more]])
+        return stream[:need].reshape(count, self.context + 1).astype(np.int64)
+
+    def sequences(self, step: int, count: int) -> np.ndarray:
+        return self._draw(np.random.default_rng([self.seed, step]), count)
+
+
+class CorpusData(StreamData):
+    """A local corpus (text files, JSONL, CSV, Parquet, a cached hub dataset), tokenized once."""
+
+    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int, base: Path,
+                 seed: int) -> None:
+        super().__init__(context, seed)
+        texts = _read_texts(cfg, base)
+        ids: list[int] = []
+        for t in texts:
+            ids.extend(vocab.encode(t))
+            ids.append(vocab.eos)
+        n = len(ids) // (context + 1)
+        if n < 2:
+            msg = f"the corpus has {len(ids)} tokens, fewer than two sequences of {context + 1}"
+            raise SpeccError(msg)
+        arr = np.asarray(ids[: n * (context + 1)], dtype=np.int64).reshape(n, context + 1)
+        n_test = max(1, int(round(n * float(cfg.get("test", 0.05)))))
+        self.heldout = arr[:n_test]
+        self.train = arr[n_test:]
+
+    def size(self, split: str = "train") -> int:
+        return len(self.train)
+
+    def sequences(self, step: int, count: int) -> np.ndarray:
+        n = len(self.train)
+        rows = []
+        for pos in range(step * count, step * count + count):
+            epoch, offset = divmod(pos, n)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            rows.append(self.train[perm[offset]])
+        return np.stack(rows)
+
+
+def _read_texts(cfg: dict[str, Any], base: Path) -> list[str]:
+    name = cfg["component"]
+    if name == "text_files":
+        pattern = cfg["glob"]
+        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+        files = sorted(glob.glob(full, recursive=True))
+        if not files:
+            msg = f'no file matches "{pattern}" (looked in {base})'
+            raise SpeccError(msg)
+        return [Path(f).read_text(errors="replace") for f in files]
+    import datasets
+
+    datasets.disable_progress_bars()
+    field = cfg.get("field", "text")
+    if name == "hf_dataset":
+        import os
+
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            ds = datasets.load_dataset(cfg["id"], split=cfg.get("split", "train"))
+        except Exception as exc:  # noqa: BLE001 - any failure here means "not in the cache"
+            msg = (f'dataset "{cfg["id"]}" is not in the local Hugging Face cache and nothing is '
+                   f"downloaded at run time ({type(exc).__name__})")
+            raise SpeccError(msg) from exc
+    else:
+        path = Path(cfg["path"])
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            msg = f'data file "{cfg["path"]}" does not exist (looked for {path})'
+            raise SpeccError(msg)
+        builder = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}[name]
+        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+    if field not in ds.column_names:
+        msg = f'{cfg.get("path") or cfg.get("id")} has no field "{field}" ({ds.column_names})'
+        raise SpeccError(msg)
+    return [str(t) for t in ds[field]]
+
+
+def build_data(cfg: dict[str, Any], vocab: Vocab, context: int, base: Path,
+               seed: int) -> TaskData | StreamData:
+    """The data feed a resolved ``data`` configuration names."""
+    name = cfg["component"]
+    if name in ("arithmetic", "sequence", "lcm", "linear_fn", "compositional"):
+        return TaskData(cfg, vocab, context)
+    if name == "zipf_ngrams":
+        return ZipfNgrams(cfg, context, vocab.size)
+    return CorpusData(cfg, vocab, context, base, seed)
+
+
+def steps_for(data: TaskData | StreamData, train: dict[str, Any]) -> int | None:
+    """Optimizer steps the budget implies (None: a token budget, checked as tokens are seen)."""
+    batch = int(train["batch"])
+    if train.get("steps") is not None:
+        return int(train["steps"])
+    if train.get("epochs") is not None:
+        n = data.size("train")
+        if n == 0:
+            msg = "an epoch budget needs finite data; give steps or tokens for a stream"
+            raise SpeccError(msg)
+        return max(1, math.ceil(float(train["epochs"]) * n / batch))
+    return None

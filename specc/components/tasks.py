@@ -1,0 +1,189 @@
+"""Synthetic tasks of the circuit-analysis paper, as text: clean prompts, answers, corruptions.
+
+Each generator yields distinct examples from a seeded RNG; ``corrupt`` builds the corrupted
+prompt of a clean one (None when no corruption of the same shape exists).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Example:
+    prompt: str
+    answer: str
+    corrupt: str | None = None
+
+
+Gen = Callable[[random.Random], tuple[str, str, Callable[[random.Random], str | None]]]
+
+
+def _digits(n: int) -> int:
+    return len(str(abs(n)))
+
+
+def _arith(ops: list[str], hi: int) -> Gen:
+    def gen(rng: random.Random) -> tuple[str, str, Callable[[random.Random], str | None]]:
+        op = rng.choice(ops)
+        if op == "/":
+            b, x = rng.randint(1, hi - 1), rng.randint(0, hi - 1)
+            a, c = b * x, x
+        else:
+            a, b = rng.randint(0, hi - 1), rng.randint(0, hi - 1)
+            if op == "-" and a < b:
+                a, b = b, a
+            c = {"+": a + b, "-": a - b, "*": a * b}[op]
+
+        def flip(r: random.Random) -> str | None:
+            other = {"+": "-", "-": "+", "*": "/", "/": "*"}[op]
+            return f"{a} {other} {b} ="
+
+        def operand(r: random.Random) -> str | None:
+            for _ in range(20):
+                a2 = r.randint(0, max(hi - 1, 1)) if op != "/" else b * r.randint(0, hi - 1)
+                if a2 != a and _digits(a2) == _digits(a):
+                    return f"{a2} {op} {b} ="
+            return None
+
+        def shuffle(r: random.Random) -> str | None:
+            return f"{b} {op} {a} =" if a != b else None
+
+        corrupt = {"flip_operator": flip, "random_operand": operand, "shuffle_operands": shuffle}
+        return f"{a} {op} {b} =", str(c), corrupt  # type: ignore[return-value]
+
+    return gen
+
+
+def _sequence(kind: str, length: int, hi: int) -> Gen:
+    def gen(rng: random.Random) -> tuple[str, str, Any]:
+        if kind == "arithmetic":
+            start, step = rng.randint(1, hi), rng.randint(1, max(1, hi // 5))
+            terms = [start + i * step for i in range(length + 1)]
+        else:
+            start, ratio = rng.randint(1, 10), rng.randint(2, 10)
+            terms = [start * ratio**i for i in range(length + 1)]
+        shown = ", ".join(str(t) for t in terms[:-1])
+
+        def bump(r: random.Random) -> str | None:
+            t = list(terms[:-1])
+            i = r.choice([len(t) - 2, len(t) - 1])
+            t[i] += r.randint(1, 100)
+            return "seq " + ", ".join(str(x) for x in t) + " ,"
+
+        return f"seq {shown} ,", str(terms[-1]), {"*": bump}
+
+    return gen
+
+
+def _lcm(hi: int) -> Gen:
+    def gen(rng: random.Random) -> tuple[str, str, Any]:
+        a, b = rng.randint(2, hi), rng.randint(2, hi)
+        value = a * b // math.gcd(a, b)
+
+        def other(r: random.Random) -> str | None:
+            for _ in range(20):
+                a2, b2 = r.randint(2, hi), r.randint(2, hi)
+                if a2 * b2 // math.gcd(a2, b2) != value:
+                    return f"lcm ( {a2} , {b2} ) ="
+            return None
+
+        return f"lcm ( {a} , {b} ) =", str(value), {"*": other}
+
+    return gen
+
+
+def _linear(hi: int) -> Gen:
+    def gen(rng: random.Random) -> tuple[str, str, Any]:
+        a, b = rng.randint(1, hi), rng.randint(1, 500)
+        ys = [a * x + b for x in (1, 2, 3, 4)]
+
+        def other(r: random.Random) -> str | None:
+            b2 = r.randint(1, 500)
+            if b2 == b:
+                return None
+            y2 = [a * x + b2 for x in (1, 2, 3)]
+            return f"y = {a} x + {b2} , " + " , ".join(map(str, y2)) + " ,"
+
+        return f"y = {a} x + {b} , " + " , ".join(map(str, ys[:3])) + " ,", str(ys[3]), {
+            "*": other}
+
+    return gen
+
+
+def _compositional(inner: list[str], outer: list[str], hi: int) -> Gen:
+    def gen(rng: random.Random) -> tuple[str, str, Any]:
+        x, y, z = rng.randint(0, hi - 1), rng.randint(0, hi - 1), rng.randint(1, hi - 1)
+        op1, op2 = rng.choice(inner), rng.choice(outer)
+        if op1 == "-" and x < y:
+            x, y = y, x
+        left = x + y if op1 == "+" else x - y
+        if op2 == "/":
+            left = left - left % z
+            x = left + y if op1 == "-" else left - y
+            if x < 0:
+                x, left = y, y + y if op1 == "+" else 0
+        value = {"+": left + z, "-": left - z, "*": left * z, "/": left // z}[op2]
+
+        def other(r: random.Random) -> str | None:
+            for _ in range(20):
+                z2 = r.randint(1, hi - 1)
+                if z2 != z and _digits(z2) == _digits(z):
+                    return f"( {x} {op1} {y} ) {op2} {z2} ="
+            return None
+
+        return f"( {x} {op1} {y} ) {op2} {z} =", str(value), {"*": other}
+
+    return gen
+
+
+def generator(cfg: dict[str, Any]) -> Gen:
+    """The example generator a resolved data configuration names."""
+    name = cfg["component"]
+    if name == "arithmetic":
+        return _arith(list(cfg["ops"]), int(cfg["max"]))
+    if name == "sequence":
+        return _sequence(cfg["kind"], int(cfg["length"]), int(cfg["max"]))
+    if name == "lcm":
+        return _lcm(int(cfg["max"]))
+    if name == "linear_fn":
+        return _linear(int(cfg["max"]))
+    if name == "compositional":
+        return _compositional(list(cfg["inner"]), list(cfg["outer"]), int(cfg["max"]))
+    msg = f"{name} is not a synthetic task"
+    raise KeyError(msg)
+
+
+def examples(cfg: dict[str, Any], n: int, seed: int) -> Iterator[Example]:
+    """Up to ``n`` distinct examples (fewer when the task has fewer distinct prompts)."""
+    gen = generator(cfg)
+    rng = random.Random(seed)
+    corruption = (cfg.get("corrupt") or {}).get("component")
+    seen: set[str] = set()
+    misses = 0
+    while len(seen) < n and misses < 50 * n + 1000:
+        prompt, answer, corrupters = gen(rng)
+        if prompt in seen:
+            misses += 1
+            continue
+        seen.add(prompt)
+        corrupt = None
+        if corruption is not None:
+            fn = corrupters.get(corruption) or corrupters.get("*")
+            corrupt = fn(rng) if fn is not None else None
+        yield Example(prompt=prompt, answer=answer, corrupt=corrupt)
+
+
+def splits(cfg: dict[str, Any]) -> dict[str, list[Example]]:
+    """Disjoint train and test splits; ``circuit`` is the test split's pairs (as in the paper)."""
+    n_train, n_test = int(cfg["train"]), int(cfg["test"])
+    every = list(examples(cfg, n_train + n_test, int(cfg.get("seed", 0))))
+    test = every[:n_test]
+    train = every[n_test:]
+    return {"train": train, "test": test, "validation": test,
+            "circuit": [e for e in test if e.corrupt is not None]}

@@ -1,0 +1,122 @@
+"""Vocabularies: numbers as single tokens, bytes, and Hugging Face tokenizers from local files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from specc.diagnostics import SpeccError
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
+SYMBOLS = ("+", "-", "*", "/", "=", ",", "(", ")", "x", "y", "lcm", "seq")
+
+
+class Vocab(Protocol):
+    """Turns task text into token ids and back."""
+
+    size: int
+    pad: int
+    bos: int
+    eos: int
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def decode(self, ids: list[int]) -> str: ...
+
+
+class NumbersVocab:
+    """Numbers lo..hi as single tokens, 12 symbols and 4 specials (16 + the range).
+
+    Words are split on spaces; a number outside the range is spelled digit by digit (digits are
+    always in the range), so every integer has an encoding.
+
+    Example:
+        >>> v = NumbersVocab(0, 199)
+        >>> v.decode(v.encode("12 + 7 = 19"))
+        '12 + 7 = 19'
+    """
+
+    def __init__(self, lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        self.words = [*SPECIALS, *SYMBOLS]
+        self.offset = len(self.words)
+        self.size = self.offset + hi - lo + 1
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.pad, self.bos, self.eos, self.unk = 0, 1, 2, 3
+
+    def _number(self, n: int) -> list[int]:
+        if self.lo <= n <= self.hi:
+            return [self.offset + n - self.lo]
+        digits = [int(c) for c in str(abs(n))]
+        if not all(self.lo <= d <= self.hi for d in digits):
+            return [self.unk]
+        return ([self.index["-"]] if n < 0 else []) + [self.offset + d - self.lo for d in digits]
+
+    def encode(self, text: str) -> list[int]:
+        out: list[int] = []
+        for word in text.replace(",", " , ").replace("(", " ( ").replace(")", " ) ").split():
+            if word in self.index:
+                out.append(self.index[word])
+            elif word.lstrip("-").isdigit():
+                out.extend(self._number(int(word)))
+            else:
+                out.append(self.unk)
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        words = []
+        for i in ids:
+            words.append(self.words[i] if i < self.offset else str(i - self.offset + self.lo))
+        return " ".join(words)
+
+
+class BytesVocab:
+    """UTF-8 bytes as tokens 0..255 and 4 specials after them."""
+
+    def __init__(self) -> None:
+        self.size = 260
+        self.pad, self.bos, self.eos, self.unk = 256, 257, 258, 259
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+class HFTokenizerVocab:
+    """A Hugging Face tokenizer read from a local directory (never from the hub)."""
+
+    def __init__(self, path: str) -> None:
+        from transformers import AutoTokenizer
+
+        if not Path(path).is_dir():
+            msg = f'tokenizer directory "{path}" does not exist'
+            raise SpeccError(msg)
+        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.size = len(self.tok)
+        eos = self.tok.eos_token_id
+        self.eos = eos if eos is not None else 0
+        self.bos = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.eos
+        self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.eos
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self.tok.decode(ids))
+
+
+def build_vocab(cfg: dict[str, Any], base_dir: Path) -> Vocab:
+    """The vocabulary a resolved ``vocab`` configuration names."""
+    name = cfg.get("component")
+    if name == "numbers":
+        lo, hi = cfg["values"]["range"]
+        return NumbersVocab(lo, hi)
+    if name == "bytes":
+        return BytesVocab()
+    if name == "tokenizer":
+        path = Path(cfg["path"])
+        return HFTokenizerVocab(str(path if path.is_absolute() else base_dir / path))
+    msg = f"unknown vocabulary {name!r}"
+    raise SpeccError(msg)

@@ -1,0 +1,1 @@
+"""The shared training loop and the orchestration of `specc run` (torch imported lazily)."""

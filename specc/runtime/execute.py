@@ -1,0 +1,261 @@
+"""``specc run``: compile, plan, run each run on its backend, record everything in the store."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from specc import diagnostics as dg
+from specc.compiler import ir
+from specc.compiler.pipeline import Result, compile_file
+from specc.compiler.plan import ExperimentPlan, Run
+from specc.store import index
+from specc.store.runs import (
+    finished_runs,
+    git_commit,
+    now,
+    read_manifest,
+    run_dir,
+    versions,
+    write_manifest,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def run_spec(args: argparse.Namespace) -> int:
+    result = compile_file(args.file, backend=args.backend, profile=args.profile)
+    if result.diagnostics:
+        sys.stderr.write(result.render() + "\n")
+    if result.plan is None:
+        return EXIT_FAILED
+    runner = Runner(result, args)
+    code = EXIT_OK
+    for ep in result.plan.experiments:
+        if args.experiment and ep.experiment.name != args.experiment:
+            continue
+        code = max(code, runner.run_experiment(ep))
+        if code == EXIT_INTERRUPTED:
+            break
+    return code
+
+
+class Runner:
+    def __init__(self, result: Result, args: argparse.Namespace) -> None:
+        self.result = result
+        self.args = args
+        self.root = Path(args.root)
+        self.spec = Path(args.file)
+        self.spec_hash = hashlib.sha256(self.spec.read_bytes()).hexdigest()[:16]
+        self.quiet = bool(getattr(args, "quiet", False))
+
+    def say(self, text: str) -> None:
+        if os.environ.get("RANK", "0") == "0":
+            print(text, flush=True)
+
+    def error(self, message: str, span: dg.Span | None, code: str = "run-failed",
+              help: str | None = None) -> None:
+        d = dg.Diagnostic(code=code, message=message, span=span or dg.NO_SPAN, help=help)
+        sys.stderr.write(dg.render(d, self.result.sources) + "\n")
+
+    def run_experiment(self, ep: ExperimentPlan) -> int:
+        exp = ep.experiment
+        if ep.strategy in ("optuna", "cbs"):
+            block = exp.search or exp.sweep
+            self.error(f"experiment {exp.name} uses `{ep.strategy}`, which `specc run` does not "
+                       "execute yet (plan it with `specc plan`)", block.span if block else None,
+                       code="not-supported")
+            return EXIT_FAILED
+        runs = list(ep.runs())
+        self.say(f"experiment {exp.name}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
+        code = EXIT_OK
+        for run in runs:
+            dep = self.ensure_dependencies(exp, run)
+            if dep != EXIT_OK:
+                return dep
+            code = max(code, self.run_one(exp, run))
+            if code == EXIT_INTERRUPTED:
+                break
+        return code
+
+    # ------------------------------------------------------------ dependencies
+    def ensure_dependencies(self, exp: ir.Experiment, run: Run) -> int:
+        """Run the experiments whose checkpoints this run starts from, when not done yet."""
+        model = run.config.get("model") or {}
+        if model.get("component") != "checkpoint":
+            return EXIT_OK
+        ref = model.get("experiment")
+        name = ref.get("ref") if isinstance(ref, dict) else None
+        if not name or finished_runs(self.root, name):
+            return EXIT_OK
+        file = self._file_defining(name)
+        if file is None:
+            return EXIT_OK
+        self.say(f"{exp.name} starts from checkpoint({name}), which has no finished run: "
+                 f"running {name} first")
+        profile = self.args.profile
+        dep = compile_file(file, backend=self.args.backend, profile=profile)
+        if not dep.ok and profile is not None:  # the dependency may not define the profile
+            dep = compile_file(file, backend=self.args.backend)
+        if dep.plan is None:
+            sys.stderr.write(dep.render() + "\n")
+            return EXIT_FAILED
+        sub = Runner(dep, self.args)
+        for ep in dep.plan.experiments:
+            if ep.experiment.name == name:
+                return sub.run_experiment(ep)
+        return EXIT_OK
+
+    def _file_defining(self, name: str) -> str | None:
+        loaded = self.result.loaded
+        if loaded is None:
+            return None
+        from specc.lang import syntax as S
+
+        for path, module in loaded.modules.items():
+            for item in module.items:
+                if isinstance(item, S.Experiment) and item.name == name:
+                    return path
+        return None
+
+    # ------------------------------------------------------------ one run
+    def spans(self, exp: ir.Experiment) -> dict[str, dg.Span]:
+        out: dict[str, dg.Span] = {"train": exp.span}
+        for key in ("model", "data", "policy"):
+            f = next((f for f in exp.fields if f.path == key), None)
+            if f is None:
+                continue
+            out[key] = f.span
+            if isinstance(f.value, ir.Ref):
+                d = exp.decl(f.value.name)
+                if d is not None:
+                    out[key] = d.span
+        train = [f for f in exp.fields if f.path.startswith("train.") and f.origin.how != "default"]
+        if train:
+            out["train"] = train[0].span
+        return out
+
+    def run_one(self, exp: ir.Experiment, run: Run) -> int:
+        from specc.backend import choose, load_backend
+
+        path = run_dir(self.root, exp.name, run.hash)
+        manifest = read_manifest(path)
+        if manifest and manifest.get("status") == "finished" and not self.args.force:
+            self.say(f"  {run.name} ({run.hash}): finished before; skipped (--force reruns it)")
+            return EXIT_OK
+        if manifest and self.args.force and os.environ.get("RANK", "0") == "0":
+            shutil.rmtree(path, ignore_errors=True)
+            manifest = None
+        backend_name = choose(self.args.backend or run.config.get("backend") or "auto")
+        backend = load_backend(backend_name)
+        if not backend.available():
+            self.error(f"the {backend_name} backend is not available on this machine",
+                       exp.span, code="backend-unavailable",
+                       help="use --backend cpu, or run where a GPU is visible")
+            return EXIT_FAILED
+        devices = int(run.config["train"].get("devices") or 1)
+        if devices > 1 and "WORLD_SIZE" not in os.environ:
+            return self.launch_distributed(exp, run, devices)
+        return self.train(exp, run, path, manifest, backend)
+
+    def launch_distributed(self, exp: ir.Experiment, run: Run, devices: int) -> int:
+        """Re-launch this run under torchrun with one process per device."""
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={devices}", "-m", "specc.cli.main", "run", str(self.spec),
+               "--experiment", exp.name, "--root", str(self.root), "--quiet"]
+        if self.args.profile:
+            cmd += ["--profile", self.args.profile]
+        if self.args.backend:
+            cmd += ["--backend", self.args.backend]
+        self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun")
+        env = dict(os.environ, SPECC_ONLY_RUN=run.hash, OMP_NUM_THREADS="1")
+        return subprocess.run(cmd, env=env).returncode
+
+    def train(self, exp: ir.Experiment, run: Run, path: Path, manifest: dict[str, Any] | None,
+              backend: Any) -> int:
+        from specc.runtime.loop import Interrupt, RunStopped, StageError, Trainer
+
+        only = os.environ.get("SPECC_ONLY_RUN")
+        if only and only != run.hash:
+            return EXIT_OK
+        runtime = backend.runtime(run.config["train"])
+        runtime.setup_distributed()
+        is_main = runtime.is_main
+        started = (manifest or {}).get("started") or now()
+        manifest = {
+            "experiment": exp.name, "name": run.name, "hash": run.hash,
+            "spec": {"path": str(self.spec), "hash": self.spec_hash},
+            "plan_hash": self.result.plan.hash if self.result.plan else None,
+            "bindings": run.bindings, "config": run.config, "seed": run.config.get("seed", 0),
+            "backend": backend.name, "device": runtime.describe(), "world_size": runtime.world,
+            "versions": versions(), "git_commit": git_commit(self.spec.parent),
+            "status": "running", "started": started, "reason": None, "pid": os.getpid(),
+        }
+        if is_main:
+            write_manifest(path, manifest)
+        trainer = Trainer(run.config, path, runtime, spans=self.spans(exp),
+                          base_dir=self.spec.parent, store_root=self.root,
+                          progress=not self.quiet and sys.stderr.isatty(),
+                          on_eval=lambda row: self.say("    " + _row_text(row)))
+        status, reason, code = "finished", None, EXIT_OK
+        last: dict[str, Any] = {}
+        t0 = time.time()
+        try:
+            with Interrupt() as interrupt:
+                trainer.build()
+                resumed = trainer.resume()
+                self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: "
+                         f"{trainer.total} steps, {trainer.counts[0]:,} of {trainer.counts[1]:,} "
+                         f"parameters trained"
+                         + (f"; resumed at step {trainer.step}" if resumed else ""))
+                last = trainer.run(interrupt)
+                trainer.save_final()
+        except StageError as exc:
+            status, reason, code = "failed", str(exc), EXIT_FAILED
+            self.error(str(exc), exc.span)
+        except RunStopped as exc:
+            status, reason = exc.status, exc.reason
+            code = EXIT_INTERRUPTED if exc.status == "interrupted" else EXIT_FAILED
+            self.error(exc.reason, exp.span if exc.status == "failed" else None,
+                       code="run-" + exc.status)
+        except KeyboardInterrupt:
+            status, reason, code = "interrupted", "interrupted twice: stopped at once", \
+                EXIT_INTERRUPTED
+        except runtime.oom_types() as exc:
+            status, code = "failed", EXIT_FAILED
+            reason = (f"out of memory at step {getattr(trainer, 'step', 0)} with batch "
+                      f"{run.config['train']['batch']} ({str(exc).splitlines()[0]})")
+            self.error(reason, self.spans(exp).get("train"),
+                       help="lower train.batch and raise train.accumulate (same global batch)")
+        finally:
+            runtime.barrier()
+        if is_main:
+            manifest.update(status=status, reason=reason, finished=now(),
+                            step=getattr(trainer, "step", 0),
+                            tokens=getattr(trainer, "tokens", 0),
+                            seconds=round(time.time() - t0, 2),
+                            params={"trainable": getattr(trainer, "counts", (0, 0))[0],
+                                    "total": getattr(trainer, "counts", (0, 0))[1]})
+            write_manifest(path, manifest)
+            index.record(self.root, manifest, path, last)
+            if status == "finished":
+                self.say(f"  finished in {time.time() - t0:.1f} s: {_row_text(last)}")
+                self.say(f"  results in {path}")
+        runtime.close()
+        return code
+
+
+def _row_text(row: dict[str, Any]) -> str:
+    parts = [f"step {row.get('step', 0)}"]
+    for k, v in row.items():
+        if k in ("step", "tokens", "time", "lr"):
+            continue
+        parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
+    return ", ".join(parts)

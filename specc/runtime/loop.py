@@ -1,0 +1,416 @@
+"""The loop template shared by every backend: build, resume, train, evaluate, checkpoint.
+
+The step follows the step contract (ARCHITECTURE.md): it takes ``(model, batch)`` and returns
+tensors; host reads go through the runtime's ``read`` at log and evaluation boundaries only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from specc.components import data as D
+from specc.components import metrics as M
+from specc.components import models, optim, policies
+from specc.components.vocab import build_vocab
+from specc.diagnostics import SpeccError, Span
+from specc.store.runs import MetricsLog
+
+
+class StageError(Exception):
+    """A failure attributed to the spec construct that caused it."""
+
+    def __init__(self, message: str, span: Span | None) -> None:
+        super().__init__(message)
+        self.span = span
+
+
+class RunStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@contextmanager
+def stage(what: str, span: Span | None) -> Iterator[None]:
+    """Re-attribute a user-facing failure inside a stage to the spec line that asked for it."""
+    try:
+        yield
+    except SpeccError as exc:
+        raise StageError(f"{what}: {exc}", span) from exc
+    except FileNotFoundError as exc:
+        raise StageError(f"{what}: file not found: {exc.filename}", span) from exc
+
+
+class Interrupt:
+    """Ctrl-C asks the loop to stop after saving a checkpoint; a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupt:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        try:
+            self._old = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread
+            self._old = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+class Trainer:
+    """One run: everything the loop needs, built from a resolved configuration."""
+
+    def __init__(self, config: dict[str, Any], run_path: Path, runtime: Any, *,
+                 spans: dict[str, Span], base_dir: Path, store_root: Path,
+                 progress: bool = True, on_eval: Callable[[dict[str, Any]], None] | None = None
+                 ) -> None:
+        self.cfg = config
+        self.path = run_path
+        self.rt = runtime
+        self.spans = spans
+        self.base = base_dir
+        self.store_root = store_root
+        self.progress = progress
+        self.on_eval = on_eval
+        self.train = config["train"]
+        self.log = MetricsLog(run_path / "metrics.jsonl")
+
+    # ------------------------------------------------------------ building
+    def build(self) -> None:
+        import torch
+
+        rt = self.rt
+        seed = int(self.cfg.get("seed", 0))
+        rt.seed(seed)
+        model_cfg = self.cfg["model"]
+        with stage(f"vocabulary of model {model_cfg.get('name', '')}", self.spans.get("model")):
+            vocab_cfg = model_cfg.get("vocab") or {"component": "bytes"}
+            self.vocab = build_vocab(vocab_cfg, self.base)
+        context = int(model_cfg.get("context") or 1024)
+        with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
+            model = models.build_model(model_cfg, self.vocab.size, base=self.base,
+                                       store_root=self.store_root, attention=rt.attention(),
+                                       seed=seed, specials={"bos": self.vocab.bos,
+                                                            "eos": self.vocab.eos,
+                                                            "pad": self.vocab.pad})
+            context = int(getattr(model.config, "max_position_embeddings", 0)
+                          or getattr(model.config, "n_positions", context))
+        with stage(f"data {self.cfg['data'].get('name', '')}", self.spans.get("data")):
+            self.data = D.build_data(self.cfg["data"], self.vocab, context, self.base, seed)
+        self.context = context
+        with stage("training budget", self.spans.get("train")):
+            steps = D.steps_for(self.data, self.train)
+        tokens_per_step = float(self.train["batch"] * self.data.seq_len())
+        self.tokens_per_step = tokens_per_step
+        if steps is None:
+            if self.train.get("tokens") is None:
+                raise StageError("no training budget: give train.steps, train.epochs or "
+                                 "train.tokens", self.spans.get("train"))
+            steps = max(1, math.ceil(float(self.train["tokens"]) / tokens_per_step))
+        self.total = steps
+        with stage(f"policy {self.cfg['policy'].get('name', '')}", self.spans.get("policy")):
+            model = policies.apply_policy(model, self.cfg["policy"], steps)
+            M.check_supported(self.cfg.get("metrics") or [])
+        self.model_raw = model
+        self.counts = policies.count_params(model)
+        self.model = rt.wrap(model)
+        self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        with stage("optimizer", self.spans.get("train")):
+            self.opt = optim.build_optimizer(self.named, self.train["optimizer"],
+                                             rt.optimizer_kwargs(self.train["optimizer"]))
+        self.peak_lrs = [g["lr"] for g in self.opt.param_groups]
+        self.ewa = {float(d): [p.detach().clone().float() for _, p in self.named]
+                    for d in self.train.get("ewa") or []}
+        self.adalora = self.cfg["policy"].get("component") == "adalora"
+        self.step = 0
+        self.tokens = 0
+        self.started = time.time()
+        eval_every = int(self.train.get("eval_every") or 0)
+        self.eval_every = eval_every if eval_every > 0 else steps
+        every = int(self.train.get("checkpoint_every") or 0)
+        self.ckpt_every = every if every > 0 else self.eval_every
+        del torch
+
+    # ------------------------------------------------------------ checkpoints
+    def _ckpt_root(self) -> Path:
+        return self.path / "checkpoints"
+
+    def latest_checkpoint(self) -> Path | None:
+        pointer = self._ckpt_root() / "LATEST"
+        if not pointer.exists():
+            return None
+        target = self._ckpt_root() / pointer.read_text().strip()
+        return target if (target / "state.pt").exists() else None
+
+    def save_checkpoint(self) -> None:
+        import torch
+
+        if not self.rt.is_main:
+            return
+        root = self._ckpt_root()
+        root.mkdir(parents=True, exist_ok=True)
+        name = f"step-{self.step:08d}"
+        tmp = root / f".tmp-{name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        state = {
+            "step": self.step, "tokens": self.tokens,
+            "model": self.model_raw.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "ewa": self.ewa,
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "elapsed": time.time() - self.started,
+        }
+        torch.save(state, tmp / "state.pt")
+        final = root / name
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        pointer = root / "LATEST.tmp"
+        pointer.write_text(name)
+        os.replace(pointer, root / "LATEST")
+        for old in sorted(root.glob("step-*"))[:-2]:  # keep the last two
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self) -> bool:
+        """Load the last checkpoint; metrics logged after it are cut (they will be redone)."""
+        import torch
+
+        ckpt = self.latest_checkpoint()
+        if ckpt is None:
+            self.log.truncate_after(0) if self.log.path.exists() else None
+            return False
+        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+        self.model_raw.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.ewa = {d: [t.to(self.rt.device) for t in ts] for d, ts in state["ewa"].items()}
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.step, self.tokens = int(state["step"]), int(state["tokens"])
+        self.started = time.time() - float(state.get("elapsed", 0.0))
+        if self.rt.is_main:
+            self.log.truncate_after(self.step)
+        return True
+
+    # ------------------------------------------------------------ the step
+    def forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
+        """Logits and aligned labels (next-token targets) for a batch."""
+        with self.rt.autocast():
+            out = self.model(input_ids=batch["input_ids"],
+                             attention_mask=batch.get("attention_mask"))
+        logits = out.logits
+        labels = batch["labels"]
+        if not batch.get("shifted"):
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return logits, labels
+
+    def train_step(self, step: int) -> tuple[Any, Any]:
+        """One optimizer step; returns (summed token loss, token count) as device tensors."""
+        import torch
+        import torch.nn.functional as F
+
+        rt = self.rt
+        factor = optim.lr_factor(self.train["schedule"], step, self.total, self.tokens_per_step)
+        for g, peak in zip(self.opt.param_groups, self.peak_lrs, strict=True):
+            g["lr"] = peak * factor
+        full = self.data.train_batch(step, int(self.train["batch"]),
+                                     rt.fixed_length(self.context))
+        batch = rt.to_device(rt.shard(full))
+        labels = batch["labels"]
+        count_labels = labels if batch.get("shifted") else labels[:, 1:]
+        n_tokens = rt.all_sum((count_labels != -100).sum().float())
+        accum = int(self.train.get("accumulate") or 1)
+        rows = labels.shape[0]
+        loss_sum = torch.zeros((), device=rt.device)
+        chunks = [slice(i * rows // accum, (i + 1) * rows // accum) for i in range(accum)]
+        for i, sl in enumerate(chunks):
+            micro = {k: (v[sl] if hasattr(v, "shape") else v) for k, v in batch.items()}
+            with rt.no_sync(self.model, last=i == accum - 1):
+                logits, lab = self.forward(micro)
+                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                       lab.reshape(-1), ignore_index=-100, reduction="sum")
+                # Token-normalized: every micro-batch divides by the step's global token count.
+                scaled = loss / n_tokens.clamp(min=1) * rt.world
+                if rt.scaler is not None:
+                    rt.scaler.scale(scaled).backward()
+                else:
+                    scaled.backward()
+            loss_sum = loss_sum + loss.detach()
+        if rt.scaler is not None:
+            rt.scaler.unscale_(self.opt)
+        clip = self.train.get("grad_clip")
+        if clip:
+            torch.nn.utils.clip_grad_norm_([p for _, p in self.named], float(clip))
+        if rt.scaler is not None:
+            rt.scaler.step(self.opt)
+            rt.scaler.update()
+        else:
+            self.opt.step()
+        if self.adalora:
+            self.model_raw.base_model.update_and_allocate(step)
+        self.opt.zero_grad(set_to_none=True)
+        if self.ewa:
+            params = [p.detach().float() for _, p in self.named]
+            for decay, shadow in self.ewa.items():
+                torch._foreach_lerp_(shadow, params, 1.0 - decay)
+        return rt.all_sum(loss_sum), n_tokens
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        metrics = self.cfg.get("metrics") or [{"component": "loss", "split": None}]
+        batch = max(int(self.train["batch"]), 32)
+        out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
+                         forward=self._eval_forward, counts=self.counts)
+        for decay, shadow in self.ewa.items():
+            with self._swapped(shadow):
+                ewa_out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
+                                     forward=self._eval_forward, counts=self.counts)
+            out.update({f"{k}@ewa{decay:g}": v for k, v in ewa_out.items()
+                        if not k.endswith("_params")})
+        return out
+
+    def _eval_forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
+        batch = self.rt.to_device(batch)
+        with self.rt.autocast():
+            out = self.model_raw(input_ids=batch["input_ids"],
+                                 attention_mask=batch.get("attention_mask"))
+        logits, labels = out.logits, batch["labels"]
+        if not batch.get("shifted"):
+            logits, labels = logits[:, :-1], labels[:, 1:]
+        return logits, labels
+
+    @contextmanager
+    def _swapped(self, shadow: list[Any]) -> Iterator[None]:
+        import torch
+
+        with torch.no_grad():
+            saved = [p.detach().clone() for _, p in self.named]
+            for (_, p), s in zip(self.named, shadow, strict=True):
+                p.copy_(s.to(p.dtype))
+            try:
+                yield
+            finally:
+                for (_, p), s in zip(self.named, saved, strict=True):
+                    p.copy_(s)
+
+    def _stop_condition(self, values: dict[str, float]) -> bool:
+        cond = self.train.get("stop_when")
+        if not isinstance(cond, dict) or "op" not in cond:
+            return False
+        left, right = cond["args"]
+        key = M.metric_key(left) if isinstance(left, dict) else None
+        if key is None or key not in values or not isinstance(right, (int, float)):
+            return False
+        v = values[key]
+        return bool({"<": v < right, "<=": v <= right, ">": v > right, ">=": v >= right,
+                     "==": v == right, "!=": v != right}[cond["op"]])
+
+    # ------------------------------------------------------------ the loop
+    def run(self, interrupt: Interrupt) -> dict[str, Any]:
+        """Train to the budget; returns the last evaluation's row."""
+        rt = self.rt
+        bar = self._bar()
+        window_loss, window_tokens, last_row = None, None, {}
+        last_log = time.time()
+        tokens_at_log = self.tokens
+        token_budget = self.train.get("tokens")
+        log_every = int(self.train.get("log_every") or 10)
+        while self.step < self.total:
+            if interrupt.requested:
+                self.save_checkpoint()
+                raise RunStopped("interrupted", f"interrupted at step {self.step} "
+                                 "(a checkpoint was saved; run again to resume)")
+            loss_sum, n_tok = self.train_step(self.step)
+            window_loss = loss_sum if window_loss is None else window_loss + loss_sum
+            window_tokens = n_tok if window_tokens is None else window_tokens + n_tok
+            self.step += 1
+            eval_now = self.step % self.eval_every == 0 or self.step == self.total
+            if self.step % log_every == 0 or eval_now:
+                total_loss, total_tok = rt.read(window_loss), rt.read(window_tokens)
+                self.tokens += int(total_tok)
+                train_loss = total_loss / max(total_tok, 1)
+                if not math.isfinite(train_loss):
+                    raise RunStopped("failed", f"the training loss became {train_loss} at step "
+                                     f"{self.step}; lower the learning rate or clip gradients")
+                window_loss = window_tokens = None
+                now = time.time()
+                tps = (self.tokens - tokens_at_log) / max(now - last_log, 1e-9)
+                last_log, tokens_at_log = now, self.tokens
+                self._bar_update(bar, train_loss, tps)
+                self.last_train_loss = train_loss
+            if eval_now:
+                values = self.evaluate()
+                row = {"step": self.step, "tokens": self.tokens,
+                       "time": round(time.time() - self.started, 3),
+                       "lr": self.opt.param_groups[0]["lr"],
+                       "train_loss": self.last_train_loss, **values}
+                if rt.is_main:
+                    self.log.append(row)
+                    if self.on_eval is not None:
+                        self.on_eval(row)
+                last_row = row
+                if self.step % self.ckpt_every == 0 and self.step < self.total:
+                    self.save_checkpoint()
+                if self._stop_condition(values):
+                    break
+            if token_budget is not None and self.tokens >= int(token_budget) and not eval_now:
+                values = self.evaluate()
+                last_row = {"step": self.step, "tokens": self.tokens, **values}
+                if rt.is_main:
+                    self.log.append(last_row)
+                break
+        if bar is not None:
+            bar.close()
+        return last_row
+
+    def _bar(self) -> Any:
+        if not (self.progress and self.rt.is_main):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.total, initial=self.step, unit="step", dynamic_ncols=True,
+                    leave=True)
+
+    def _bar_update(self, bar: Any, loss: float, tps: float) -> None:
+        if bar is None:
+            return
+        bar.n = self.step
+        bar.set_postfix_str(f"loss {loss:.4f}, {tps:,.0f} tok/s", refresh=False)
+        bar.refresh()
+
+    def save_final(self) -> None:
+        """final/model in Hugging Face format (adapters merged) and final/adapter in peft's."""
+        if not self.rt.is_main:
+            return
+        final = self.path / "final"
+        tmp = self.path / ".final.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model = self.model_raw
+        if hasattr(model, "peft_config"):
+            model.save_pretrained(str(tmp / "adapter"))
+            import copy
+
+            merged = copy.deepcopy(model).merge_and_unload()
+            merged.save_pretrained(str(tmp / "model"))
+        else:
+            model.save_pretrained(str(tmp / "model"))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)

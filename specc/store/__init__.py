@@ -1,0 +1,1 @@
+"""Run directories, manifests, metrics, checkpoints, the SQLite index, resume and exports."""

@@ -1,0 +1,100 @@
+"""One run's directory: manifest.json, metrics.jsonl, checkpoints/ and final/."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run_dir(root: Path, experiment: str, run_hash: str) -> Path:
+    return root / experiment / run_hash
+
+
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Atomic write: a crash never leaves a half-written manifest."""
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path / "manifest.json")
+
+
+def finished_runs(root: Path, experiment: str) -> list[Path]:
+    base = root / experiment
+    if not base.is_dir():
+        return []
+    out = []
+    for d in sorted(base.iterdir()):
+        m = read_manifest(d)
+        if m is not None and m.get("status") == "finished" and (d / "final").is_dir():
+            out.append(d)
+    return out
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "transformers", "peft"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:
+            out[mod] = "absent"
+    return out
+
+
+def git_commit(cwd: Path) -> str | None:
+    if shutil.which("git") is None:
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class MetricsLog:
+    """metrics.jsonl: one object per evaluation; on resume, rows after the checkpoint are cut."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                break  # a torn last line from a kill -9: everything after it is dropped
+        return rows
+
+    def truncate_after(self, step: int) -> None:
+        """Keep rows up to ``step`` (what the checkpoint being resumed has seen)."""
+        keep = [r for r in self.rows() if int(r.get("step", 0)) <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
+        os.replace(tmp, self.path)
+
+    def append(self, row: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
