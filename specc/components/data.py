@@ -46,9 +46,10 @@ class TaskData:
     def size(self, split: str = "train") -> int:
         return len(self.encoded[split])
 
-    def seq_len(self) -> int:
-        lengths = [len(ids) for ids, _ in self.encoded["train"][:256]]
-        return int(np.mean(lengths)) if lengths else 1
+    def seq_len(self) -> float:
+        """Mean tokens per training example (what a token budget is counted in)."""
+        lengths = [len(ids) for ids, _ in self.encoded["train"]]
+        return float(np.mean(lengths)) if lengths else 1.0
 
     def _collate(self, items: list[tuple[list[int], int]], length: int | None = None) -> Batch:
         import torch

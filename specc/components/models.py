@@ -79,6 +79,33 @@ def build_model(cfg: dict[str, Any], vocab_size: int, *, base: Path, store_root:
     raise SpeccError(msg)
 
 
+VOCAB_FILE = "specc_vocab.json"
+
+
+def vocab_config(cfg: dict[str, Any], base: Path, store_root: Path) -> dict[str, Any]:
+    """The vocabulary a model uses: its own parameter, or the one saved with a trained model
+    (``specc_vocab.json``), or the tokenizer stored next to a pretrained model."""
+    import json
+
+    if cfg.get("vocab"):
+        return dict(cfg["vocab"])
+    name = cfg["component"]
+    directory: Path | None = None
+    if name == "checkpoint":
+        directory = checkpoint_dir(cfg, store_root)
+    elif name == "pretrained":
+        local = Path(cfg["source"])
+        local = local if local.is_absolute() else base / local
+        directory = local if local.is_dir() else None
+    if directory is not None and (directory / VOCAB_FILE).exists():
+        return dict(json.loads((directory / VOCAB_FILE).read_text()))
+    if directory is not None:
+        return {"component": "tokenizer", "path": str(directory)}
+    if name == "pretrained":
+        return {"component": "hub_tokenizer", "id": str(cfg["source"])}
+    return {"component": "bytes"}
+
+
 def quiet_transformers() -> None:
     """No download or shard-writing progress bars, no config chatter in specc's output."""
     import transformers as tf

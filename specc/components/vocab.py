@@ -87,13 +87,19 @@ class BytesVocab:
 class HFTokenizerVocab:
     """A Hugging Face tokenizer read from a local directory (never from the hub)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, hub: bool = False) -> None:
         from transformers import AutoTokenizer
 
-        if not Path(path).is_dir():
+        if not hub and not Path(path).is_dir():
             msg = f'tokenizer directory "{path}" does not exist'
             raise SpeccError(msg)
-        self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        try:
+            self.tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            where = "in the local Hugging Face cache" if hub else f"in {path}"
+            msg = (f'no tokenizer for "{path}" {where}; specc never downloads at run time: '
+                   "download it beforehand or give vocab = tokenizer(path)")
+            raise SpeccError(msg) from exc
         self.size = len(self.tok)
         eos = self.tok.eos_token_id
         self.eos = eos if eos is not None else 0
@@ -118,5 +124,7 @@ def build_vocab(cfg: dict[str, Any], base_dir: Path) -> Vocab:
     if name == "tokenizer":
         path = Path(cfg["path"])
         return HFTokenizerVocab(str(path if path.is_absolute() else base_dir / path))
+    if name == "hub_tokenizer":
+        return HFTokenizerVocab(str(cfg["id"]), hub=True)
     msg = f"unknown vocabulary {name!r}"
     raise SpeccError(msg)

@@ -100,9 +100,9 @@ class Trainer:
         seed = int(self.cfg.get("seed", 0))
         rt.seed(seed)
         model_cfg = self.cfg["model"]
-        with stage(f"vocabulary of model {model_cfg.get('name', '')}", self.spans.get("model")):
-            vocab_cfg = model_cfg.get("vocab") or {"component": "bytes"}
-            self.vocab = build_vocab(vocab_cfg, self.base)
+        with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
+            self.vocab_cfg = models.vocab_config(model_cfg, self.base, self.store_root)
+            self.vocab = build_vocab(self.vocab_cfg, self.base)
         context = int(model_cfg.get("context") or 1024)
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
             model = models.build_model(model_cfg, self.vocab.size, base=self.base,
@@ -233,6 +233,9 @@ class Trainer:
             g["lr"] = peak * factor
         full = self.data.train_batch(step, int(self.train["batch"]),
                                      rt.fixed_length(self.context))
+        mask = full.get("attention_mask")
+        # Tokens seen: the non-padding input tokens of the global batch, counted on the host.
+        self.tokens += int(mask.sum()) if mask is not None else int(full["input_ids"].numel())
         batch = rt.to_device(rt.shard(full))
         labels = batch["labels"]
         count_labels = labels if batch.get("shifted") else labels[:, 1:]
@@ -333,7 +336,8 @@ class Trainer:
         tokens_at_log = self.tokens
         token_budget = self.train.get("tokens")
         log_every = int(self.train.get("log_every") or 10)
-        while self.step < self.total:
+        while self.step < self.total or (token_budget is not None
+                                         and self.tokens < int(token_budget)):
             if interrupt.requested:
                 self.save_checkpoint()
                 raise RunStopped("interrupted", f"interrupted at step {self.step} "
@@ -342,10 +346,11 @@ class Trainer:
             window_loss = loss_sum if window_loss is None else window_loss + loss_sum
             window_tokens = n_tok if window_tokens is None else window_tokens + n_tok
             self.step += 1
-            eval_now = self.step % self.eval_every == 0 or self.step == self.total
+            budget_done = token_budget is not None and self.tokens >= int(token_budget)
+            eval_now = (self.step % self.eval_every == 0 or self.step == self.total
+                        or budget_done)
             if self.step % log_every == 0 or eval_now:
                 total_loss, total_tok = rt.read(window_loss), rt.read(window_tokens)
-                self.tokens += int(total_tok)
                 train_loss = total_loss / max(total_tok, 1)
                 if not math.isfinite(train_loss):
                     raise RunStopped("failed", f"the training loss became {train_loss} at step "
@@ -369,14 +374,8 @@ class Trainer:
                 last_row = row
                 if self.step % self.ckpt_every == 0 and self.step < self.total:
                     self.save_checkpoint()
-                if self._stop_condition(values):
+                if self._stop_condition(values) or budget_done:
                     break
-            if token_budget is not None and self.tokens >= int(token_budget) and not eval_now:
-                values = self.evaluate()
-                last_row = {"step": self.step, "tokens": self.tokens, **values}
-                if rt.is_main:
-                    self.log.append(last_row)
-                break
         if bar is not None:
             bar.close()
         return last_row
@@ -412,5 +411,8 @@ class Trainer:
             merged.save_pretrained(str(tmp / "model"))
         else:
             model.save_pretrained(str(tmp / "model"))
+        import json
+
+        (tmp / "model" / models.VOCAB_FILE).write_text(json.dumps(self.vocab_cfg, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)

@@ -1,0 +1,1 @@
+"""Tables and plots (matplotlib) of recorded runs, to the terminal and to HTML/PNG."""
