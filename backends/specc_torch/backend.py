@@ -154,8 +154,9 @@ class TorchRuntime:
 
     # -- data feed
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        nb = self.kind == "cuda"
-        return {k: (v.to(self.device, non_blocking=nb) if hasattr(v, "to") else v)
+        if self.kind == "cpu":
+            return batch
+        return {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v)
                 for k, v in batch.items()}
 
     def fixed_length(self, context: int) -> int | None:

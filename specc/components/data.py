@@ -51,28 +51,48 @@ class TaskData:
         lengths = [len(ids) for ids, _ in self.encoded["train"]]
         return float(np.mean(lengths)) if lengths else 1.0
 
-    def _collate(self, items: list[tuple[list[int], int]], length: int | None = None) -> Batch:
+    def _arrays(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The split as padded id and label matrices (built once), lengths and label counts."""
+        cache = self.__dict__.setdefault("_array_cache", {})
+        if split not in cache:
+            items = self.encoded[split]
+            width = max((len(ids) for ids, _ in items), default=1)
+            ids = np.full((len(items), width), self.vocab.pad, dtype=np.int64)
+            labels = np.full((len(items), width), -100, dtype=np.int64)
+            lengths = np.zeros(len(items), dtype=np.int64)
+            for i, (seq, n_prompt) in enumerate(items):
+                ids[i, : len(seq)] = seq
+                labels[i, n_prompt: len(seq)] = seq[n_prompt:]
+                lengths[i] = len(seq)
+            n_labels = (labels != -100).sum(axis=1)
+            cache[split] = (ids, labels, lengths, n_labels)
+        return cache[split]  # type: ignore[no-any-return]
+
+    def _rows(self, split: str, rows: np.ndarray, length: int | None = None) -> Batch:
         import torch
 
-        width = length or max(len(ids) for ids, _ in items)
-        ids = torch.full((len(items), width), self.vocab.pad, dtype=torch.long)
-        labels = torch.full((len(items), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for i, (seq, n_prompt) in enumerate(items):
-            ids[i, : len(seq)] = torch.tensor(seq)
-            labels[i, n_prompt: len(seq)] = torch.tensor(seq[n_prompt:])
-            mask[i, : len(seq)] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        ids, labels, lengths, n_labels = self._arrays(split)
+        width = length or int(lengths[rows].max())
+        pick_ids, pick_labels = ids[rows, :width], labels[rows, :width]
+        if width > ids.shape[1]:  # a fixed length longer than every example: pad on the right
+            pad = width - ids.shape[1]
+            pick_ids = np.pad(pick_ids, ((0, 0), (0, pad)), constant_values=self.vocab.pad)
+            pick_labels = np.pad(pick_labels, ((0, 0), (0, pad)), constant_values=-100)
+        mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
+        return {"input_ids": torch.from_numpy(np.ascontiguousarray(pick_ids)),
+                "labels": torch.from_numpy(np.ascontiguousarray(pick_labels)),
+                "attention_mask": torch.from_numpy(mask),
+                "n_input": int(lengths[rows].sum()), "n_labels": int(n_labels[rows].sum())}
 
     def train_batch(self, step: int, batch: int, fixed_length: int | None = None) -> Batch:
         n = self.size("train")
-        start = step * batch
-        picks = []
-        for pos in range(start, start + batch):
-            epoch, offset = divmod(pos, n)
-            perm = self._perm(epoch, n)
-            picks.append(self.encoded["train"][perm[offset]])
-        return self._collate(picks, fixed_length)
+        positions = np.arange(step * batch, step * batch + batch)
+        epochs, offsets = np.divmod(positions, n)
+        rows = np.empty(batch, dtype=np.int64)
+        for epoch in np.unique(epochs):
+            sel = epochs == epoch
+            rows[sel] = self._perm(int(epoch), n)[offsets[sel]]
+        return self._rows("train", rows, fixed_length)
 
     def _perm(self, epoch: int, n: int) -> np.ndarray:
         cache = getattr(self, "_perm_cache", None)
@@ -83,9 +103,9 @@ class TaskData:
 
     def eval_batches(self, split: str, batch: int, limit: int | None = None,
                      fixed_length: int | None = None) -> Iterator[Batch]:
-        items = self.encoded[split][: limit or None]
-        for i in range(0, len(items), batch):
-            yield self._collate(items[i: i + batch], fixed_length)
+        n = min(self.size(split), limit or self.size(split))
+        for i in range(0, n, batch):
+            yield self._rows(split, np.arange(i, min(i + batch, n)), fixed_length)
 
     def pairs(self, split: str = "circuit") -> list[tuple[list[int], list[int], int]]:
         """Clean and corrupted prompt ids of equal length, and the clean answer's first token."""
@@ -123,8 +143,9 @@ class StreamData:
         import torch
 
         seqs = torch.from_numpy(self.sequences(step, batch))
+        n = batch * self.context
         return {"input_ids": seqs[:, :-1].contiguous(), "labels": seqs[:, 1:].contiguous(),
-                "attention_mask": None, "shifted": True}
+                "attention_mask": None, "shifted": True, "n_input": n, "n_labels": n}
 
     def eval_batches(self, split: str, batch: int, limit: int | None = None,
                      fixed_length: int | None = None) -> Iterator[Batch]:

@@ -74,6 +74,54 @@ class Interrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
+class Prefetcher:
+    """Prepares the next batches in a background thread while the current step runs.
+
+    Batches are a pure function of the step, so prefetching never changes what a run sees.
+    """
+
+    def __init__(self, make: Callable[[int], dict[str, Any]], start: int, pin: bool,
+                 depth: int = 2) -> None:
+        import queue
+        import threading
+
+        self.make, self.pin = make, pin
+        self.queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self.next = start
+        self.stopped = False
+        self.thread = threading.Thread(target=self._work, args=(start,), daemon=True)
+        self.thread.start()
+
+    def _work(self, step: int) -> None:
+        while not self.stopped:
+            try:
+                batch = self.make(step)
+                if self.pin:
+                    batch = {k: (v.pin_memory() if hasattr(v, "pin_memory") else v)
+                             for k, v in batch.items()}
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
+                batch = exc
+            while not self.stopped:
+                try:
+                    self.queue.put((step, batch), timeout=0.1)
+                    break
+                except Exception:  # noqa: BLE001 - queue.Full: retry until stopped
+                    continue
+            step += 1
+
+    def get(self, step: int) -> dict[str, Any]:
+        got, batch = self.queue.get()
+        if got != step:  # only if the loop skipped a step; never in practice
+            return self.make(step)
+        if isinstance(batch, BaseException):
+            raise batch
+        return batch  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.stopped = True
+        self.thread.join(timeout=5)
+
+
 class Trainer:
     """One run: everything the loop needs, built from a resolved configuration."""
 
@@ -132,6 +180,11 @@ class Trainer:
         self.counts = policies.count_params(model)
         self.model = rt.wrap(model)
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.trainable = [p for _, p in self.named]
+        self.schedule = self.train["schedule"]
+        self.accumulate = int(self.train.get("accumulate") or 1)
+        clip = self.train.get("grad_clip")
+        self.clip = float(clip) if clip else None
         with stage("optimizer", self.spans.get("train")):
             self.opt = optim.build_optimizer(self.named, self.train["optimizer"],
                                              rt.optimizer_kwargs(self.train["optimizer"]))
@@ -211,6 +264,12 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------ the step
+    prefetch: Prefetcher | None = None
+
+    def _batch(self, step: int) -> dict[str, Any]:
+        return self.data.train_batch(step, int(self.train["batch"]),
+                                     self.rt.fixed_length(self.context))
+
     def forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
         """Logits and aligned labels (next-token targets) for a batch."""
         with self.rt.autocast():
@@ -222,46 +281,56 @@ class Trainer:
             logits, labels = logits[:, :-1], labels[:, 1:]
         return logits, labels
 
-    def train_step(self, step: int) -> tuple[Any, Any]:
-        """One optimizer step; returns (summed token loss, token count) as device tensors."""
-        import torch
+    def train_step(self, step: int) -> tuple[Any, int]:
+        """One optimizer step; returns (this process's summed token loss, global label count).
+
+        The loss tensor stays on the device: the caller reads it at log boundaries only.
+        """
         import torch.nn.functional as F
 
         rt = self.rt
-        factor = optim.lr_factor(self.train["schedule"], step, self.total, self.tokens_per_step)
+        factor = optim.lr_factor(self.schedule, step, self.total, self.tokens_per_step)
         for g, peak in zip(self.opt.param_groups, self.peak_lrs, strict=True):
             g["lr"] = peak * factor
-        full = self.data.train_batch(step, int(self.train["batch"]),
-                                     rt.fixed_length(self.context))
-        mask = full.get("attention_mask")
-        # Tokens seen: the non-padding input tokens of the global batch, counted on the host.
-        self.tokens += int(mask.sum()) if mask is not None else int(full["input_ids"].numel())
+        full = self.prefetch.get(step) if self.prefetch is not None else self._batch(step)
+        # Counts come from the host-side global batch: no device reads, no all-reduce.
+        self.tokens += full["n_input"]
+        n_labels = full["n_labels"]
         batch = rt.to_device(rt.shard(full))
-        labels = batch["labels"]
-        count_labels = labels if batch.get("shifted") else labels[:, 1:]
-        n_tokens = rt.all_sum((count_labels != -100).sum().float())
-        accum = int(self.train.get("accumulate") or 1)
-        rows = labels.shape[0]
-        loss_sum = torch.zeros((), device=rt.device)
-        chunks = [slice(i * rows // accum, (i + 1) * rows // accum) for i in range(accum)]
-        for i, sl in enumerate(chunks):
-            micro = {k: (v[sl] if hasattr(v, "shape") else v) for k, v in batch.items()}
+        # Token-normalized: each micro-batch's summed loss is divided by the step's global label
+        # count (times the world size, which DDP's gradient averaging divides back out).
+        scale = rt.world / max(n_labels, 1)
+        accum = self.accumulate
+        rows = batch["labels"].shape[0]
+        loss_sum = None
+        for i in range(accum):
+            if accum == 1:
+                micro = batch
+            else:
+                sl = slice(i * rows // accum, (i + 1) * rows // accum)
+                micro = {k: (v[sl] if hasattr(v, "shape") else v) for k, v in batch.items()}
             with rt.no_sync(self.model, last=i == accum - 1):
                 logits, lab = self.forward(micro)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                       lab.reshape(-1), ignore_index=-100, reduction="sum")
-                # Token-normalized: every micro-batch divides by the step's global token count.
-                scaled = loss / n_tokens.clamp(min=1) * rt.world
+                with rt.autocast():  # autocast runs cross-entropy in fp32
+                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           lab.reshape(-1), ignore_index=-100, reduction="sum")
+                scaled = loss * scale
                 if rt.scaler is not None:
                     rt.scaler.scale(scaled).backward()
                 else:
                     scaled.backward()
-            loss_sum = loss_sum + loss.detach()
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        self._optimizer_step(step)
+        return loss_sum, n_labels
+
+    def _optimizer_step(self, step: int) -> None:
+        import torch
+
+        rt = self.rt
         if rt.scaler is not None:
             rt.scaler.unscale_(self.opt)
-        clip = self.train.get("grad_clip")
-        if clip:
-            torch.nn.utils.clip_grad_norm_([p for _, p in self.named], float(clip))
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.clip)
         if rt.scaler is not None:
             rt.scaler.step(self.opt)
             rt.scaler.update()
@@ -271,10 +340,9 @@ class Trainer:
             self.model_raw.base_model.update_and_allocate(step)
         self.opt.zero_grad(set_to_none=True)
         if self.ewa:
-            params = [p.detach().float() for _, p in self.named]
+            params = [p.detach().float() for p in self.trainable]
             for decay, shadow in self.ewa.items():
                 torch._foreach_lerp_(shadow, params, 1.0 - decay)
-        return rt.all_sum(loss_sum), n_tokens
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
@@ -329,13 +397,24 @@ class Trainer:
     # ------------------------------------------------------------ the loop
     def run(self, interrupt: Interrupt) -> dict[str, Any]:
         """Train to the budget; returns the last evaluation's row."""
-        rt = self.rt
         bar = self._bar()
+        token_budget = self.train.get("tokens")
+        log_every = int(self.train.get("log_every") or 10)
+        self.prefetch = Prefetcher(self._batch, self.step, pin=self.rt.device.type == "cuda")
+        try:
+            return self._loop(interrupt, bar, log_every, token_budget)
+        finally:
+            self.prefetch.close()
+            self.prefetch = None
+            if bar is not None:
+                bar.close()
+
+    def _loop(self, interrupt: Interrupt, bar: Any, log_every: int,
+              token_budget: Any) -> dict[str, Any]:
+        rt = self.rt
         window_loss, window_tokens, last_row = None, None, {}
         last_log = time.time()
         tokens_at_log = self.tokens
-        token_budget = self.train.get("tokens")
-        log_every = int(self.train.get("log_every") or 10)
         while self.step < self.total or (token_budget is not None
                                          and self.tokens < int(token_budget)):
             if interrupt.requested:
@@ -344,13 +423,13 @@ class Trainer:
                                  "(a checkpoint was saved; run again to resume)")
             loss_sum, n_tok = self.train_step(self.step)
             window_loss = loss_sum if window_loss is None else window_loss + loss_sum
-            window_tokens = n_tok if window_tokens is None else window_tokens + n_tok
+            window_tokens = n_tok + (window_tokens or 0)
             self.step += 1
             budget_done = token_budget is not None and self.tokens >= int(token_budget)
             eval_now = (self.step % self.eval_every == 0 or self.step == self.total
                         or budget_done)
             if self.step % log_every == 0 or eval_now:
-                total_loss, total_tok = rt.read(window_loss), rt.read(window_tokens)
+                total_loss, total_tok = rt.read(rt.all_sum(window_loss)), window_tokens
                 train_loss = total_loss / max(total_tok, 1)
                 if not math.isfinite(train_loss):
                     raise RunStopped("failed", f"the training loss became {train_loss} at step "
@@ -376,8 +455,6 @@ class Trainer:
                     self.save_checkpoint()
                 if self._stop_condition(values) or budget_done:
                     break
-        if bar is not None:
-            bar.close()
         return last_row
 
     def _bar(self) -> Any:
