@@ -15,4 +15,4 @@ timeout 300 python3 benchmarks/bench_step.py --shape gpt2-124m --device cuda --s
 echo "== CUDA tests"
 timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -W ignore 2>&1 | tail -15 | tee "$OUT/cuda_tests.txt"
 echo "== quickstart on cuda"
-( time timeout 120 specc run specs/quickstart.exp --backend cuda --quiet --root /tmp/runs ) 2>&1 | tail -12 | tee "$OUT/quickstart_cuda.txt"
+( time timeout 120 python3 -m specc.cli.main run specs/quickstart.exp --backend cuda --quiet --root /tmp/runs ) 2>&1 | tail -12 | tee "$OUT/quickstart_cuda.txt"
