@@ -47,9 +47,10 @@ SPEC = """experiment bench {{
 
 
 def specc_trainer(shape: str, device: str, tmp: Path) -> Any:
+    from specc_torch import BACKEND_CPU, BACKEND_CUDA
+
     import specc
     from specc.runtime.loop import Prefetcher, Trainer
-    from specc_torch import BACKEND_CPU, BACKEND_CUDA
 
     result = specc.plan(SPEC.format(**SHAPES[shape]))
     assert result.ok, result.render()

@@ -51,7 +51,7 @@ def check(source: str | Path, *, backend: str | None = None,
     return list(_compile(source, "check", backend=backend, profile=profile).diagnostics)
 
 
-def compile(source: str | Path, *, backend: str | None = None,  # noqa: A001 - the API's name
+def compile(source: str | Path, *, backend: str | None = None,
             profile: str | None = None) -> Result:
     """Compile to the typed IR (``result.program``), with diagnostics."""
     return _compile(source, "check", backend=backend, profile=profile)
@@ -73,7 +73,7 @@ def format_source(text: str, file: str = "<input>") -> tuple[str | None, list[Di
     if module is None:
         return None, diags
     out = print_module(module)
-    again, diags2 = parse_text(out, file)
+    again, _ = parse_text(out, file)
     if again is None or again != module or len(again.comments) != len(module.comments):
         msg = f"{file}: formatting would change the meaning or lose a comment; nothing written"
         raise SpeccError(msg)

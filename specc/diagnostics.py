@@ -121,7 +121,8 @@ def render(diag: Diagnostic, sources: Sources | None = None) -> str:
     if text is not None:
         gutter = str(span.line)
         pad = " " * len(gutter)
-        width = (span.end_col - span.col) if span.end_line == span.line else len(text) - span.col + 1
+        same_line = span.end_line == span.line
+        width = (span.end_col - span.col) if same_line else len(text) - span.col + 1
         width = max(1, width)
         out.append(f" {gutter} | {text.rstrip()}")
         out.append(f" {pad} | {' ' * (span.col - 1)}{'^' * width}")

@@ -1,4 +1,4 @@
-"""Golden cases: check/*.exp -> .out (rendered diagnostics), fmt/*.exp -> .out, plan/*.exp -> .plan."""
+"""Golden cases: check/*.exp -> .out (diagnostics), fmt/*.exp -> .out, plan/*.exp -> .plan."""
 
 from __future__ import annotations
 

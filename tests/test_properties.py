@@ -189,7 +189,7 @@ def mutated(draw: st.DrawFn) -> str:
         elif op == "swap" and i + 1 < len(tokens):
             tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
         else:
-            tokens[i] = draw(st.sampled_from(list("(){}[]=,.~#\"'%:0") + ["in", "9e9", ".."]))
+            tokens[i] = draw(st.sampled_from([*"(){}[]=,.~#\"'%:0", "in", "9e9", ".."]))
     return "".join(tokens)
 
 

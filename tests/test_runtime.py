@@ -150,7 +150,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resumes(tmp_path: Path) -> None:
     proc = _start(s, root)
     _wait_for_checkpoint(root, proc, 20)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     [run] = run_dirs(root)
     m = manifest(run)
@@ -414,3 +414,62 @@ def test_runs_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "<img" in html and (out / f"{row['hash']}_curves.png").stat().st_size > 1000
     assert main(["report", str(s), "--root", str(root), "--out", str(out)]) == 0
     assert main(["report", "nope", "--root", str(root)]) == 2
+
+
+def test_every_task_gives_equal_length_clean_corrupt_pairs() -> None:
+    from specc.components.data import TaskData
+    from specc.components.vocab import NumbersVocab
+
+    vocab = NumbersVocab(0, 199)
+    tasks = [
+        {"component": "arithmetic", "ops": ["+", "-", "*", "/"], "max": 50},
+        {"component": "sequence", "kind": "arithmetic", "length": 4, "max": 100},
+        {"component": "sequence", "kind": "geometric", "length": 4, "max": 100},
+        {"component": "lcm", "max": 30},
+        {"component": "linear_fn", "max": 20},
+        {"component": "compositional", "inner": ["+", "-"], "outer": ["*"], "max": 20},
+    ]
+    for t in tasks:
+        cfg = {**t, "train": 50, "test": 40, "seed": 1,
+               "corrupt": {"component": "flip_operator"}}
+        data = TaskData(cfg, vocab, context=64)
+        pairs = data.pairs()
+        assert len(pairs) >= 10, t
+        assert all(len(c) == len(k) for c, k, _ in pairs), t
+        assert all(c != k for c, k, _ in pairs), t
+        train = {e.prompt for e in data.splits["train"]}
+        assert not train & {e.prompt for e in data.splits["test"]}, "splits overlap"
+
+
+def test_tokenizer_from_a_local_directory(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["1 + 2 = 3", "12 - 7 = 5"] * 50,
+                            trainers.BpeTrainer(vocab_size=60, special_tokens=["[UNK]", "</s>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="[UNK]")
+    fast.save_pretrained(tmp_path / "tok")
+    s = spec(tmp_path, model='gpt2(layers = 1, heads = 2, width = 32, context = 32, '
+                            'vocab = tokenizer("tok"))', budget="steps = 3", eval_every=3)
+    assert main(["run", str(s), "--root", str(tmp_path / "runs"), "--quiet"]) == 0
+
+
+def test_parquet_and_missing_hub_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": [f"text number {i}" for i in range(200)]}),
+                   tmp_path / "c.parquet")
+    small = "gpt2(layers = 1, heads = 2, width = 32, context = 32, vocab = bytes)"
+    s = spec(tmp_path, data='parquet(path = "c.parquet", field = "body")', model=small,
+             metrics="loss", budget="steps = 3", eval_every=3)
+    assert main(["run", str(s), "--root", str(tmp_path / "p"), "--quiet"]) == 0
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    s = spec(tmp_path, "hub.exp", data='hf_dataset(id = "nobody/none")', model=small,
+             metrics="loss", budget="steps = 3", eval_every=3)
+    assert main(["run", str(s), "--root", str(tmp_path / "h"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "hub.exp:3:3" in err and "not in the local Hugging Face cache" in err

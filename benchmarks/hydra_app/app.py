@@ -1,4 +1,4 @@
-"""The Hydra baseline: the quickstart's configuration as a structured config, printed with --cfg job."""
+"""The Hydra baseline: the quickstart's configuration as a structured config (--cfg job)."""
 
 from dataclasses import dataclass, field
 

@@ -1,4 +1,4 @@
-"""Torch-free signatures of every component: name, kind, typed parameters, defaults, ranges, docs."""
+"""Torch-free signatures of every component: name, kind, typed parameters, defaults, docs."""
 
 from __future__ import annotations
 

@@ -109,13 +109,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             for k, v in (space.get("params") or space.get("axes") or {}).items():
                 print(f"    {k}: {json.dumps(v)}")
         limit = None if args.all else 20
-        shown = 0
-        for run in ep.runs():
+        for shown, run in enumerate(ep.runs()):
             if limit is not None and shown >= limit:
                 print(f"  ... {ep.count - shown:,} more (--all lists them)")
                 break
             print(f"  {run.hash}  {run.name}")
-            shown += 1
     return EXIT_OK
 
 

@@ -54,7 +54,7 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
         for item in module.items:
             if not isinstance(item, S.Import):
                 continue
-            target = str((Path(file).parent / item.path))
+            target = str(Path(file).parent / item.path)
             target = _display(target)
             if target in stack:
                 cycle = " -> ".join([*stack[stack.index(target):], target])

@@ -180,7 +180,7 @@ class Lowerer:
                     continue
                 decl_src[s.name] = s
                 scope.decls[s.name] = (s.kind, s.value, s)
-        for s, p in profile_stmts:  # profile overrides of declarations: `base = gpt2(...)`
+        for s, _ in profile_stmts:  # profile overrides of declarations: `base = gpt2(...)`
             if isinstance(s, S.Assign) and len(s.target) == 1 and s.target[0] in scope.decls:
                 kind, _, d = scope.decls[s.target[0]]
                 scope.decls[s.target[0]] = (kind, s.value, d)
@@ -334,7 +334,7 @@ class Lowerer:
         value = self.value(s.value, spec.type, scope, ".".join(s.target), spec)
         field = ir.Field(path=s.target[1], value=value, span=s.span,
                          origin=ir.Origin(how="profile", detail=f"{prof.name} at {s.span}"))
-        settings = tuple(f for f in block.settings if f.path != s.target[1]) + (field,)
+        settings = (*(f for f in block.settings if f.path != s.target[1]), field)
         if isinstance(block, ir.Sweep):
             return attrs.evolve(block, settings=settings), search
         return sweep, attrs.evolve(block, settings=settings)

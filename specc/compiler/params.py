@@ -45,7 +45,9 @@ def vocab_size(vocab: ir.Value | None) -> int:
 
 def _int(comp: ir.Comp, name: str, default: int = 0) -> int:
     v = comp.arg(name)
-    return int(v.value) if isinstance(v, ir.Const) and isinstance(v.value, (int, float)) else default
+    if isinstance(v, ir.Const) and isinstance(v.value, (int, float)):
+        return int(v.value)
+    return default
 
 
 def shape(model: ir.Comp) -> dict[str, int]:

@@ -13,7 +13,6 @@ from typing import Any
 import attrs
 
 from specc.compiler import ir
-from specc.compiler import params as P
 
 _OPS: dict[str, Any] = {"+": operator.add, "-": operator.sub, "*": operator.mul,
                         "/": operator.truediv, "<": operator.lt, "<=": operator.le,

@@ -209,7 +209,7 @@ class CorpusData(StreamData):
             msg = f"the corpus has {len(ids)} tokens, fewer than two sequences of {context + 1}"
             raise SpeccError(msg)
         arr = np.asarray(ids[: n * (context + 1)], dtype=np.int64).reshape(n, context + 1)
-        n_test = max(1, int(round(n * float(cfg.get("test", 0.05)))))
+        n_test = max(1, round(n * float(cfg.get("test", 0.05))))
         self.heldout = arr[:n_test]
         self.train = arr[n_test:]
 
@@ -247,7 +247,7 @@ def _read_texts(cfg: dict[str, Any], base: Path) -> list[str]:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             ds = datasets.load_dataset(cfg["id"], split=cfg.get("split", "train"))
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not in the cache"
+        except Exception as exc:
             msg = (f'dataset "{cfg["id"]}" is not in the local Hugging Face cache and nothing is '
                    f"downloaded at run time ({type(exc).__name__})")
             raise SpeccError(msg) from exc

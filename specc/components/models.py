@@ -53,7 +53,7 @@ def build_config(cfg: dict[str, Any], vocab_size: int, attention: str = "sdpa",
         raise SpeccError(msg)
     for key, value in (specials or {}).items():
         setattr(conf, f"{key}_token_id", value)
-    conf._attn_implementation = attention  # noqa: SLF001 - the documented way before init
+    conf._attn_implementation = attention
     return conf
 
 

@@ -83,9 +83,8 @@ def number_value(text: str) -> tuple[int | float, bool]:
     if percent:
         return float(dec / 100), True
     value = dec * mult
-    if text[-1] in _SUFFIX or body.isdigit():
-        if value == value.to_integral_value():
-            return int(value), False
+    if (text[-1] in _SUFFIX or body.isdigit()) and value == value.to_integral_value():
+        return int(value), False
     return float(value), False
 
 
@@ -185,7 +184,7 @@ class _Builder:
 
         return [self.stmt(k) for k in kids if isinstance(k, Tree)]
 
-    def stmt(self, t: Any) -> S.Stmt:  # noqa: C901
+    def stmt(self, t: Any) -> S.Stmt:
         sp = self.span(t)
         kids = t.children
         match t.data:
@@ -321,7 +320,7 @@ def _syntax_diag(exc: Any, file: str, text: str) -> dg.Diagnostic:
         label = exc.match_examples(_lark().parse, EXAMPLES, use_accepts=True)
     except Exception:  # noqa: BLE001 - labelling is best effort; the plain message stays
         label = None
-    if isinstance(exc, UnexpectedToken) and exc.token.type == "$END" or isinstance(
+    if (isinstance(exc, UnexpectedToken) and exc.token.type == "$END") or isinstance(
         exc, UnexpectedEOF
     ):
         lines = text.splitlines() or [""]

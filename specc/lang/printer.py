@@ -196,7 +196,7 @@ class Printer:
         self._line("}", indent, s.span.end_line)
 
     # -- expressions
-    def expr(self, e: S.Expr, indent: int, used: int = 0) -> str:
+    def expr(self, e: S.Expr, indent: int, used: int = 0) -> str:  # noqa: C901 - one case per node
         """Render an expression; ``used`` is how much of the line is already taken."""
         match e:
             case S.Number():

@@ -1,4 +1,4 @@
-"""The AST of .exp files: frozen attrs nodes, each carrying its source span (left out of equality)."""
+"""The AST of .exp files: frozen attrs nodes, each carrying its span (left out of equality)."""
 
 from __future__ import annotations
 

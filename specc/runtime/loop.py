@@ -20,7 +20,7 @@ from specc.components import data as D
 from specc.components import metrics as M
 from specc.components import models, optim, policies
 from specc.components.vocab import build_vocab
-from specc.diagnostics import SpeccError, Span
+from specc.diagnostics import Span, SpeccError
 from specc.store.runs import MetricsLog
 
 
@@ -32,7 +32,7 @@ class StageError(Exception):
         self.span = span
 
 
-class RunStopped(Exception):  # noqa: N818 - a control-flow signal, not an error
+class RunStopped(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
