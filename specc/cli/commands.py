@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     from specc.runtime.execute import run_spec
 
     return run_spec(args)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from specc.sweeps.worker import Sweep
+
+    result = compile_file(args.file, backend=args.backend, profile=args.profile)
+    _emit(result, False)
+    if result.program is None or not result.ok:
+        return EXIT_DIAG
+    exps = [e for e in result.program.experiments if e.search is not None
+            and (args.experiment is None or e.name == args.experiment)]
+    if len(exps) != 1:
+        sys.stderr.write("specc: error: say which search experiment to join (--experiment)\n")
+        return EXIT_USAGE
+    index = args.worker_index if args.worker_index is not None else os.getpid()
+    sweep = Sweep(args.file, exps[0], Path(args.root), storage=args.storage,
+                  profile=args.profile, backend=args.backend, worker=index)
+    ran = sweep.work(log=lambda text: print(text, flush=True))
+    print(f"worker {os.getpid()}: ran {ran} trial{'s' if ran != 1 else ''}")
+    return EXIT_OK
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

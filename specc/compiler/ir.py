@@ -223,7 +223,7 @@ class Search:
 @attrs.frozen(kw_only=True)
 class Experiment:
     name: str
-    file: str
+    file: str = attrs.field(eq=False)  # where it is written is not part of its meaning
     decls: tuple[Declaration, ...] = _tuple()
     fields: tuple[Field, ...] = _tuple()
     checks: tuple[CheckResult, ...] = _tuple()

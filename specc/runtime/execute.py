@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,11 @@ class Runner:
         self.spec = Path(args.file)
         self.spec_hash = hashlib.sha256(self.spec.read_bytes()).hexdigest()[:16]
         self.quiet = bool(getattr(args, "quiet", False))
+        # Set by sweeps: called with each evaluation row (may raise RunStopped("pruned", ...)).
+        self.eval_hook: Any = None
+        self.last_status: str | None = None
+        self.last_reason: str | None = None
+        self.last_row: dict[str, Any] = {}
 
     def say(self, text: str) -> None:
         if os.environ.get("RANK", "0") == "0":
@@ -67,12 +74,12 @@ class Runner:
 
     def run_experiment(self, ep: ExperimentPlan) -> int:
         exp = ep.experiment
-        if ep.strategy in ("optuna", "cbs"):
-            block = exp.search or exp.sweep
-            self.error(f"experiment {exp.name} uses `{ep.strategy}`, which `specc run` does not "
-                       "execute yet (plan it with `specc plan`)", block.span if block else None,
-                       code="not-supported")
-            return EXIT_FAILED
+        if ep.strategy == "optuna":
+            return self.run_search(exp)
+        if ep.strategy == "cbs":
+            from specc.sweeps.cbs import run_cbs
+
+            return run_cbs(self, exp)
         runs = list(ep.runs())
         self.say(f"experiment {exp.name}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
         code = EXIT_OK
@@ -84,6 +91,46 @@ class Runner:
             if code == EXIT_INTERRUPTED:
                 break
         return code
+
+    # ------------------------------------------------------------ searches
+    def run_search(self, exp: ir.Experiment) -> int:
+        """Optuna ask/tell over N local workers, supervised; see specc/sweeps/worker.py."""
+        from specc.sweeps import study as S
+        from specc.sweeps.worker import Sweep, summary
+
+        dep = self.ensure_dependencies(exp, _probe_run(exp))
+        if dep != EXIT_OK:
+            return dep
+        sweep = Sweep(str(self.spec), exp, self.root, storage=getattr(self.args, "storage", None),
+                      profile=self.args.profile, backend=self.args.backend)
+        workers = getattr(self.args, "workers", None) or _int_setting(exp, "workers", 1)
+        self.say(f"search {exp.name}: study {sweep.name} in {sweep.url}; {sweep.cap} trials, "
+                 f"{workers} worker{'s' if workers != 1 else ''}")
+        if workers <= 1:
+            sweep.work(log=self.say)
+        else:
+            cmd = [sys.executable, "-m", "specc.cli.main", "worker", str(self.spec),
+                   "--experiment", exp.name, "--storage", sweep.url, "--root", str(self.root)]
+            if self.args.profile:
+                cmd += ["--profile", self.args.profile]
+            if self.args.backend:
+                cmd += ["--backend", self.args.backend]
+            procs = [subprocess.Popen([*cmd, "--worker-index", str(i)]) for i in range(workers)]
+            while any(p.poll() is None for p in procs):
+                time.sleep(1.0)
+                S.reap(sweep.study, sweep.policy)
+            S.reap(sweep.study, sweep.policy)
+            if not sweep.done():  # retries enqueued after the workers left
+                sweep.work(log=self.say)
+        rows = summary(sweep)
+        finished = [r for r in rows if r["state"] == "COMPLETE"]
+        self.say(f"search {exp.name}: {len(finished)} complete, "
+                 f"{sum(r['state'] == 'PRUNED' for r in rows)} pruned, "
+                 f"{sum(r['state'] == 'FAIL' for r in rows)} failed")
+        if finished and len(sweep.objectives) == 1:
+            best = sweep.study.best_trial
+            self.say(f"  best: trial {best.number} {best.params} -> {best.value:.4g}")
+        return EXIT_OK
 
     # ------------------------------------------------------------ dependencies
     def ensure_dependencies(self, exp: ir.Experiment, run: Run) -> int:
@@ -143,6 +190,13 @@ class Runner:
         return out
 
     def run_one(self, exp: ir.Experiment, run: Run) -> int:
+        if "WORLD_SIZE" in os.environ:  # a torchrun rank: the launching process holds the lock
+            return self._run_one(exp, run)
+        path = run_dir(self.root, exp.name, run.hash)
+        with run_lock(path):
+            return self._run_one(exp, run)
+
+    def _run_one(self, exp: ir.Experiment, run: Run) -> int:
         from specc.backend import choose, load_backend
 
         path = run_dir(self.root, exp.name, run.hash)
@@ -203,7 +257,7 @@ class Runner:
         trainer = Trainer(run.config, path, runtime, spans=self.spans(exp),
                           base_dir=self.spec.parent, store_root=self.root,
                           progress=not self.quiet and sys.stderr.isatty(),
-                          on_eval=lambda row: self.say("    " + _row_text(row)))
+                          on_eval=self._on_eval)
         status, reason, code = "finished", None, EXIT_OK
         last: dict[str, Any] = {}
         t0 = time.time()
@@ -222,9 +276,11 @@ class Runner:
             self.error(str(exc), exc.span)
         except RunStopped as exc:
             status, reason = exc.status, exc.reason
-            code = EXIT_INTERRUPTED if exc.status == "interrupted" else EXIT_FAILED
-            self.error(exc.reason, exp.span if exc.status == "failed" else None,
-                       code="run-" + exc.status)
+            code = {"interrupted": EXIT_INTERRUPTED, "pruned": EXIT_OK}.get(exc.status,
+                                                                          EXIT_FAILED)
+            if exc.status != "pruned":
+                self.error(exc.reason, exp.span if exc.status == "failed" else None,
+                           code="run-" + exc.status)
         except KeyboardInterrupt:
             status, reason, code = "interrupted", "interrupted twice: stopped at once", \
                 EXIT_INTERRUPTED
@@ -249,7 +305,42 @@ class Runner:
                 self.say(f"  finished in {time.time() - t0:.1f} s: {_row_text(last)}")
                 self.say(f"  results in {path}")
         runtime.close()
+        self.last_status, self.last_reason = status, reason
+        self.last_row = last or (trainer.log.rows()[-1:] or [{}])[0] if is_main else last
         return code
+
+    def _on_eval(self, row: dict[str, Any]) -> None:
+        self.say("    " + _row_text(row))
+        if self.eval_hook is not None:
+            self.eval_hook(row)
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """One process at a time trains a run directory; the next one finds it finished."""
+    import fcntl
+
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _int_setting(exp: ir.Experiment, name: str, default: int) -> int:
+    block = exp.search or exp.sweep
+    v = block.setting(name) if block is not None else None
+    return int(v.value) if isinstance(v, ir.Const) and isinstance(v.value, int) else default
+
+
+def _probe_run(exp: ir.Experiment) -> Run:
+    """A run with the experiment's fixed configuration (to find its dependencies)."""
+    from specc.compiler.plan import _Template
+
+    config = _Template(exp).resolve({})
+    return Run(experiment=exp.name, index=0, bindings={}, config=config, hash="")
 
 
 def _row_text(row: dict[str, Any]) -> str:

@@ -1,0 +1,1 @@
+"""Sweeps: Optuna search through ask/tell, workers that survive crashes, the CBS strategy."""
