@@ -317,7 +317,7 @@ CATALOGUE: Final[tuple[Component, ...]] = (
     Component("params", "function", "parameter count of a model, or trainable count of a policy "
               "on the experiment's model", (P("of", T.Union_((T.Kind("model"), T.Kind("policy"))),
                                               REQUIRED, "model or policy"),), returns="int"),
-    Component("chinchilla", "function", "compute-optimal tokens: 20 x params(model)",
+    Component("chinchilla", "function", "compute-optimal tokens: 20 x non-embedding params",
               (P("model", T.Kind("model"), REQUIRED, "the model"),), returns="int"),
     Component("flops", "function", "training FLOPs: 6 x params x tokens",
               (P("model", T.Kind("model"), REQUIRED, "the model"),

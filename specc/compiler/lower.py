@@ -878,11 +878,11 @@ class Lowerer:
         values = {a.name: a.value for a in args}
         if comp.name in ("params", "chinchilla", "flops"):
             target = values.get("of", values.get("model"))
-            n = self.count_params(target, scope, e)
+            n = self.count_params(target, scope, e, embeddings=comp.name != "chinchilla")
             if n is None:
                 return ir.Op(op=comp.name, args=[a.value for a in args], span=e.span)
             if comp.name == "chinchilla":
-                n *= 20
+                n *= 20  # tokens per non-embedding parameter
             elif comp.name == "flops":
                 tokens = values.get("tokens")
                 if not (isinstance(tokens, ir.Const) and _is_num(tokens.value)):
@@ -891,17 +891,19 @@ class Lowerer:
             return ir.Const(value=n, span=e.span)
         return ir.Op(op=comp.name, args=[a.value for a in args], span=e.span)
 
-    def count_params(self, target: ir.Value | None, scope: Scope, e: S.Call) -> int | None:
+    def count_params(self, target: ir.Value | None, scope: Scope, e: S.Call,
+                     embeddings: bool = True) -> int | None:
+        count = P.model_params if embeddings else P.non_embedding_params
         if not isinstance(target, ir.Ref):
             if isinstance(target, ir.Comp) and target.kind == "model":
-                return P.model_params(self.resolve_model(target) or target)
+                return count(self.resolve_model(target) or target)
             return None
         value = self._decl_value(target, scope)
         if not isinstance(value, ir.Comp):
             return None
         if value.kind == "model":
             model = self.model_comp(value, scope)
-            n = P.model_params(model) if model is not None else None
+            n = count(model) if model is not None else None
             if n is None:
                 self.out.error("not-constant", e.span, what=f"params({target.name})",
                                help="parameter counts are known for models built from a "

@@ -92,6 +92,19 @@ def model_params(model: ir.Comp) -> int | None:
     return vocab * d * 2 + layers * (per_layer + norms) + 2 * d  # pythia: untied head
 
 
+def non_embedding_params(model: ir.Comp) -> int | None:
+    """Parameters outside the token and position embeddings and the LM head (the N of
+    scaling laws and of Chinchilla's 20 tokens per parameter)."""
+    total = model_params(model)
+    if total is None:
+        return None
+    s = shape(model)
+    embed = s["vocab"] * s["width"]
+    if model.name == "gpt2":
+        return total - embed - s["context"] * s["width"]
+    return total - 2 * embed
+
+
 def _targets_match(module: str, targets: ir.Value | None) -> bool:
     if isinstance(targets, ir.Comp):
         if targets.name == "attention":
