@@ -13,6 +13,29 @@ from specc.store.runs import MetricsLog, read_manifest
 _SKIP = {"step", "tokens", "time", "lr"}
 
 
+def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[str]]]:
+    """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results."""
+    p = Path(target)
+    if p.suffix != ".exp" or not p.exists():
+        return []
+    from specc.compiler.pipeline import compile_file
+    from specc.report import sweeps
+
+    result = compile_file(p, stop_after="check")
+    sections = []
+    for exp in result.program.experiments if result.program else ():
+        if exp.search is not None:
+            sections.append(sweeps.search_report(exp, str(p), root, out))
+        elif exp.sweep is not None and exp.sweep.kind == "cbs":
+            sections.append(sweeps.cbs_report(exp, root, out))
+        elif exp.sweep is not None:
+            rows = sweeps.aggregate_grid(exp, root)
+            (out / f"{exp.name}_grid.json").write_text(json.dumps(rows, indent=2))
+            sections.append((f"grid {exp.name} (final metrics over seeds):\n"
+                             + sweeps.grid_text(rows), []))
+    return sections
+
+
 def find_runs(target: str, root: Path) -> list[Path] | None:
     """Runs named by a hash (or prefix), a run directory, or a spec (all of its experiments)."""
     p = Path(target)
@@ -24,7 +47,7 @@ def find_runs(target: str, root: Path) -> list[Path] | None:
         result = compile_file(p, stop_after="check")
         names = [e.name for e in result.program.experiments] if result.program else []
         return [d for n in names for d in sorted((root / n).glob("*"))
-                if (d / "manifest.json").exists()]
+                if (d / "manifest.json").exists()] or ([p] if names else None)
     found = [d for d in root.glob("*/*") if d.name.startswith(target)
              and (d / "manifest.json").exists()]
     return found or None
@@ -33,15 +56,19 @@ def find_runs(target: str, root: Path) -> list[Path] | None:
 def report_cmd(args: argparse.Namespace) -> int:
     root = Path(args.root)
     runs = find_runs(args.target, root)
-    if not runs:
+    runs = [r for r in runs or [] if r.is_dir()] if runs != [Path(args.target)] else []
+    if runs is None or (not runs and Path(args.target).suffix != ".exp"):
         print(f"specc: error: no run matches {args.target!r} under {root} "
               "(give a run hash or prefix, a run directory, or a spec)")
         return 2
     out = Path(args.out) if args.out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
+    sections = _sweep_sections(args.target, root, out)
+    for text, _ in sections:
+        print(text + "\n")
     rows = [_summary(r) for r in runs]
     print(_table(rows))
-    page = _html(rows, out)
+    page = _html(rows, out, sections)
     (out / "index.html").write_text(page)
     (out / "runs.json").write_text(json.dumps(rows, indent=2, default=str))
     print(f"\nreport written to {out / 'index.html'}")
@@ -108,11 +135,15 @@ def _plot(row: dict[str, Any], out: Path) -> str | None:
     return name
 
 
-def _html(rows: list[dict[str, Any]], out: Path) -> str:
+def _html(rows: list[dict[str, Any]], out: Path,
+          sections: list[tuple[str, list[str]]] | None = None) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>specc report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
              "th{background:#f4f4f4}</style></head><body><h1>specc report</h1>"]
+    for text, images in sections or []:
+        parts.append("<pre>" + html.escape(text) + "</pre>")
+        parts.extend(f"<img src='{img}' alt='{html.escape(img)}'>" for img in images)
     parts.append("<pre>" + html.escape(_table(rows)) + "</pre>")
     for r in rows:
         parts.append(f"<h2>{html.escape(r['name'])} <small>{r['hash']}</small></h2>")

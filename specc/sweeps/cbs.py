@@ -193,6 +193,7 @@ def run_cbs(runner: Any, exp: ir.Experiment) -> int:
         t["value"] = best
         say(f"  target from batch {t['batch']} at {t['tokens']:,} tokens: loss {best:.4f}")
     hardest = min(t["value"] for t in targets)
+    gns = _noise_scale(ctx, races.get(ctx.reference), say)
     # 2. Race every other batch size to the hardest target.
     for b in ctx.batches:
         if b in races:
@@ -226,7 +227,7 @@ def run_cbs(runner: Any, exp: ir.Experiment) -> int:
            "reference": ctx.reference, "overhead": ctx.overhead, "max_tokens": ctx.max_tokens,
            "results": results, "tokens_spent": spent,
            "tokens_full_grid": len(ctx.batches) * len(ctx.lrs) * ctx.max_tokens,
-           "seconds": round(time.time() - t0, 1)}
+           "seconds": round(time.time() - t0, 1), "gradient_noise_scale": gns}
     with_bstar = [r for r in results if "b_star" in r and r["target"]["kind"] == "loss_at"]
     if len(with_bstar) >= 2:
         out["b_star_vs_tokens"] = cbs_fit.fit_power([r["target"]["tokens"] for r in with_bstar],
@@ -237,6 +238,38 @@ def run_cbs(runner: Any, exp: ir.Experiment) -> int:
     say(render(out))
     say(f"  results in {path}")
     return 0
+
+
+def _noise_scale(ctx: CBS, race: Race | None, say: Any) -> dict[str, float] | None:
+    """B_simple at the end of the best reference run, from gradients at B_ref and 8·B_ref."""
+    if race is None or not race.trainers:
+        return None
+    import torch
+    import torch.nn.functional as F
+
+    losses = {lr: min((r["loss"] for r in h), default=math.inf)
+              for lr, h in race.histories.items() if lr in race.trainers}
+    tr = race.trainers[min(losses, key=losses.__getitem__)]
+
+    def grad_sq(batch: int, n: int = 4) -> float:
+        total = 0.0
+        for i in range(n):
+            b = tr.rt.to_device(tr.data.train_batch(10**6 + 97 * i + batch, batch))
+            tr.opt.zero_grad(set_to_none=True)
+            logits, labels = tr.forward(b)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                   labels.reshape(-1), ignore_index=-100)
+            loss.backward()
+            total += float(sum((p.grad.float() ** 2).sum() for p in tr.trainable
+                               if p.grad is not None))
+        tr.opt.zero_grad(set_to_none=True)
+        return total / n
+
+    small, big = ctx.reference, 8 * ctx.reference
+    with torch.enable_grad():
+        out = cbs_fit.gradient_noise_scale((small, grad_sq(small)), (big, grad_sq(big)))
+    say(f"  gradient noise scale at the reference: B_simple = {out['b_simple']:.1f}")
+    return out
 
 
 def render(out: dict[str, Any]) -> str:
@@ -257,6 +290,9 @@ def render(out: dict[str, Any]) -> str:
                          f"(rms log error {f['rms_log_error']:.3f}); B* = {r['b_star']:.1f}")
         else:
             lines.append(f"    no fit: {r.get('fit_error')}")
+    if out.get("gradient_noise_scale"):
+        lines.append(f"  B_simple (gradient noise scale) = "
+                     f"{out['gradient_noise_scale']['b_simple']:.1f}")
     lines.append(f"  tokens: {out['tokens_spent']:,} spent vs {out['tokens_full_grid']:,} for the "
                  f"full grid ({out['tokens_spent'] / out['tokens_full_grid']:.1%})")
     return "\n".join(lines)

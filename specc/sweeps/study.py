@@ -60,7 +60,15 @@ def open_storage(url: str) -> Any:
 
 
 def study_name(exp: ir.Experiment) -> str:
-    """One study per meaning of the experiment: a changed spec starts a new study."""
+    """One study per meaning of the experiment: a changed spec starts a new study. How many
+    trials, workers and which storage are not part of it, so raising ``trials`` continues."""
+    import attrs
+
+    search = exp.search
+    if search is not None:
+        kept = tuple(f for f in search.settings
+                     if f.path not in ("trials", "workers", "timeout", "storage"))
+        exp = attrs.evolve(exp, search=attrs.evolve(search, settings=kept))
     return f"{exp.name}-{ir.content_hash(exp)[:10]}"
 
 

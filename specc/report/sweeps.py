@@ -1,0 +1,165 @@
+"""Sweep reports: seed-aggregated grids, Optuna trial tables and plots, CBS curves; CSV/JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from specc.compiler import ir
+from specc.store.runs import MetricsLog, read_manifest
+
+_SKIP = {"step", "tokens", "time", "lr"}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def aggregate_grid(exp: ir.Experiment, root: Path) -> list[dict[str, Any]]:
+    """Final metrics per configuration, over its seeds: mean, std and a 95% t interval."""
+    groups: dict[str, dict[str, Any]] = {}
+    for d in sorted((root / exp.name).glob("*/manifest.json")):
+        m = read_manifest(d.parent) or {}
+        if m.get("status") != "finished":
+            continue
+        rows = MetricsLog(d.parent / "metrics.jsonl").rows()
+        if not rows:
+            continue
+        key_b = {k: v for k, v in (m.get("bindings") or {}).items() if k != "seed"}
+        key = json.dumps(key_b, sort_keys=True)
+        g = groups.setdefault(key, {"config": key_b, "seeds": [], "values": {}})
+        g["seeds"].append((m.get("bindings") or {}).get("seed", m.get("seed")))
+        for k, v in rows[-1].items():
+            if k not in _SKIP and isinstance(v, (int, float)):
+                g["values"].setdefault(k, []).append(float(v))
+    out = []
+    for g in groups.values():
+        stats = {}
+        for k, vs in g["values"].items():
+            mean = statistics.fmean(vs)
+            std = statistics.stdev(vs) if len(vs) > 1 else 0.0
+            half = _t95(len(vs)) * std / math.sqrt(len(vs)) if len(vs) > 1 else 0.0
+            stats[k] = {"mean": mean, "std": std, "ci95": [mean - half, mean + half],
+                        "n": len(vs)}
+        out.append({"config": g["config"], "seeds": g["seeds"], "metrics": stats})
+    return out
+
+
+def _t95(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, n - 1))
+
+
+def grid_text(rows: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in rows:
+        cfg = ", ".join(f"{k}={_short(v)}" for k, v in r["config"].items()) or "(one config)"
+        parts = [f"{k} {s['mean']:.4g} ± {s['std']:.2g} (95% CI {s['ci95'][0]:.4g}.."
+                 f"{s['ci95'][1]:.4g}, n={s['n']})" for k, s in r["metrics"].items()
+                 if not k.endswith("_params")]
+        lines.append(f"  {cfg}: " + "; ".join(parts))
+    return "\n".join(lines)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        return str(v.get("ref") or v.get("component") or v)
+    return str(v)
+
+
+def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple[str, list[str]]:
+    """Trial table, best configuration, importance and history plots; trials.csv/.json."""
+    import optuna
+
+    from specc.sweeps.worker import Sweep, summary
+
+    sweep = Sweep(spec, exp, root, storage=None, profile=None, backend=None)
+    rows = summary(sweep)
+    (out / f"{exp.name}_trials.json").write_text(json.dumps(rows, indent=2, default=str))
+    keys = sorted({k for r in rows for k in r["params"]})
+    with (out / f"{exp.name}_trials.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["number", "state", *keys, "values", "failure", "retry_of", "run"])
+        for r in rows:
+            w.writerow([r["number"], r["state"], *[r["params"].get(k) for k in keys],
+                        r["values"], r["failure"], r["retry_of"], r["run"]])
+    lines = [f"search {exp.name}: study {sweep.name} ({sweep.url})",
+             f"  {'trial':>5}  {'state':<8}  params -> values"]
+    for r in rows:
+        vals = ", ".join(f"{v:.4g}" for v in r["values"] or [])
+        extra = f"  [{r['failure']}: {r['reason']}]" if r["failure"] else ""
+        lines.append(f"  {r['number']:>5}  {r['state']:<8}  {r['params']} -> {vals}{extra}")
+    images = []
+    complete = [t for t in sweep.trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete and len(sweep.objectives) == 1:
+        best = sweep.study.best_trial
+        lines.append(f"  best: trial {best.number} {best.params} -> {best.value:.4g}")
+        plt = _plt()
+        from optuna.visualization import matplotlib as ovm
+
+        ax = ovm.plot_optimization_history(sweep.study)
+        name = f"{exp.name}_history.png"
+        ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")
+        plt.close(ax.figure)
+        images.append(name)
+        if len(complete) >= 3 and len(complete[0].params) >= 2:
+            ax = ovm.plot_param_importances(sweep.study)
+            name = f"{exp.name}_importance.png"
+            ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")
+            plt.close(ax.figure)
+            images.append(name)
+    return "\n".join(lines), images
+
+
+def cbs_report(exp: ir.Experiment, root: Path, out: Path) -> tuple[str, list[str]]:
+    """S(B) relative to linear scaling with B* marked, and the fit on log-log axes."""
+    from specc.sweeps.cbs import render
+
+    path = root / exp.name / "cbs.json"
+    if not path.exists():
+        return f"cbs {exp.name}: no results yet (specc run it first)", []
+    data = json.loads(path.read_text())
+    (out / f"{exp.name}_cbs.json").write_text(json.dumps(data, indent=2))
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ref = data["reference"]
+    for r in data["results"]:
+        pts = [(row["batch"], row["steps"]) for row in r["table"] if row["steps"]]
+        s_ref = next((s for b, s in pts if b == ref), None)
+        label = f"target {r['target']['value']:.3f}"
+        if s_ref:
+            ax1.plot([b for b, _ in pts], [s * b / (s_ref * ref) for b, s in pts], "o-",
+                     label=label)
+        ax2.loglog([b for b, _ in pts], [s for _, s in pts], "o", label=label)
+        if "fit" in r:
+            f = r["fit"]
+            xs = [2 ** (i / 8) for i in range(0, 8 * 12)]
+            xs = [x for x in xs if min(b for b, _ in pts) / 2 <= x <= max(b for b, _ in pts) * 2]
+            ax2.loglog(xs, [f["a"] + f["b"] * x ** (-f["alpha"]) for x in xs], "-", alpha=0.6)
+            ax1.axvline(r["b_star"], linestyle="--", alpha=0.6)
+            ax2.axvline(r["b_star"], linestyle="--", alpha=0.6)
+    ax1.axhline(1 + data["overhead"], color="gray", linestyle=":")
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("batch size B (sequences)")
+    ax1.set_ylabel("S(B)·B / (S(B_ref)·B_ref)")
+    ax1.set_title("token overhead vs linear scaling (B* dashed)")
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("batch size B")
+    ax2.set_ylabel("steps to target S(B)")
+    ax2.set_title("S(B) and the fit a + b/B^α")
+    ax1.legend()
+    fig.tight_layout()
+    name = f"{exp.name}_cbs.png"
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    return f"cbs {exp.name}:\n" + render(data), [name]
