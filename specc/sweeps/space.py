@@ -44,6 +44,16 @@ def sample(trial: Any, search: ir.Search) -> dict[str, ir.Value]:
     return values
 
 
+def tell(study: Any, trial: Any, values: Any = None, state: Any = None) -> None:
+    """study.tell, tolerating GridSampler's ``study.stop()`` once its grid is exhausted: the
+    trial's state is stored before the sampler's hook raises (Study._tell_with_warning)."""
+    try:
+        study.tell(trial, values, state=state)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
 def holds(cond: ir.Value, env: dict[str, ir.Value]) -> bool:
     """Evaluate a ``when`` condition over the values sampled so far (unknown names: false)."""
 

@@ -80,7 +80,7 @@ class Sweep:
             if S.budget_index(self.trials(), trial.number) > self.cap:
                 self.study._storage.set_trial_user_attr(
                     trial._trial_id, S.OVER, True)
-                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                space.tell(self.study, trial, state=optuna.trial.TrialState.FAIL)
                 if self.done():
                     return ran
                 continue
@@ -122,7 +122,7 @@ class Sweep:
         failure, reason = classify(proc.returncode, result, output)
         name = f"trial {trial.number} " + ", ".join(f"{k}={v}" for k, v in bindings.items())
         if failure is None and result is not None and result["status"] == "pruned":
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            space.tell(self.study, trial, state=optuna.trial.TrialState.PRUNED)
             log(f"  {name}: pruned ({result['reason']})")
             return
         if failure is None and result is not None:
@@ -130,7 +130,7 @@ class Sweep:
             keys = [metric_key(m) for _, m in self.objectives]
             if all(k in row for k in keys):
                 vals = [float(row[k]) for k in keys]
-                self.study.tell(trial, vals if len(vals) > 1 else vals[0])
+                space.tell(self.study, trial, vals if len(vals) > 1 else vals[0])
                 log(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in
                                               zip(keys, vals, strict=True)))
                 return
