@@ -163,8 +163,12 @@ class CBS:
         return float(value)
 
 
-def run_cbs(runner: Any, exp: ir.Experiment) -> int:
-    """Run the whole CBS sweep; writes cbs.json and prints the S(B) table, the fit and B*."""
+def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
+    """Run the whole CBS sweep; writes cbs.json and prints the S(B) table, the fit and B*.
+
+    ``full_grid`` is the baseline the benchmark compares against: no race and no early stop,
+    every (batch, lr) run trains to max_tokens and S(B) is read from the complete histories.
+    """
     ctx = CBS(runner, exp)
     say = runner.say
     t0 = time.time()
@@ -199,7 +203,7 @@ def run_cbs(runner: Any, exp: ir.Experiment) -> int:
         if b in races:
             continue
         race = Race(ctx, b, ctx.lrs, ctx.max_tokens)
-        race.run(hardest)
+        race.run(-math.inf if full_grid else hardest)
         races[b] = race
         spent += race.tokens
         s, lr = race.steps(hardest)
@@ -232,7 +236,7 @@ def run_cbs(runner: Any, exp: ir.Experiment) -> int:
     if len(with_bstar) >= 2:
         out["b_star_vs_tokens"] = cbs_fit.fit_power([r["target"]["tokens"] for r in with_bstar],
                                                     [r["b_star"] for r in with_bstar])
-    path = Path(runner.root) / exp.name / "cbs.json"
+    path = Path(runner.root) / exp.name / ("cbs_full_grid.json" if full_grid else "cbs.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=str))
     say(render(out))
