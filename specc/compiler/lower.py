@@ -302,6 +302,7 @@ class Lowerer:
                                message="a profile holds only `path = value` overrides",
                                help="for example: profile smoke { train.steps = 20 }")
 
+        self._import_globals(decls, fields, sweep, search, file)
         self._fill_experiment_defaults(exp, fields, decls, scope)
         self._check_budget(exp, fields)
         self._bind_searched(fields, sweep, search)
@@ -312,6 +313,28 @@ class Lowerer:
             profile=self.profile if chosen else None, extends=exp.extends,
             params=P.model_params(scope.model) if scope.model is not None else None,
             span=exp.span)
+
+    def _import_globals(self, decls: dict[str, ir.Declaration], fields: dict[str, ir.Field],
+                        sweep: ir.Sweep | None, search: ir.Search | None, file: str) -> None:
+        """Copy the top-level declarations an experiment refers to into it, so that its IR
+        (and every run's configuration) is self-contained."""
+        values: list[ir.Value] = [d.value for d in decls.values()]
+        values += [f.value for f in fields.values()]
+        for block in (sweep, search):
+            if block is not None:
+                values += [f.value for f in (*block.derived, *block.settings)]
+        pending = [v for root in values for v in _walk(root) if isinstance(v, ir.Ref)]
+        while pending:
+            ref = pending.pop()
+            if ref.name in decls or ref.name not in self.global_decls or ref.kind == "experiment":
+                continue
+            d, where = self.global_decls[ref.name]
+            value = self._quiet(lambda d=d, where=where: self.expr(d.value, T.Kind(d.kind),
+                                                                   Scope(self, where)))
+            decls[ref.name] = ir.Declaration(kind=d.kind, name=ref.name, value=value,
+                                             origin=ir.Origin(how="import",
+                                                              detail=f"{d.span}"), span=d.span)
+            pending += [v for v in _walk(value) if isinstance(v, ir.Ref)]
 
     def _override_setting(self, s: S.Assign, sweep: ir.Sweep | None, search: ir.Search | None,
                           scope: Scope, prof: S.Profile) -> tuple[ir.Sweep | None,
@@ -344,7 +367,7 @@ class Lowerer:
         for kind in ("model", "data"):
             if kind in fields:
                 continue
-            mine = [d for d in decls.values() if d.kind == kind]
+            mine = [d for d in decls.values() if d.kind == kind and d.origin.how != "import"]
             if len(mine) == 1:
                 fields[kind] = ir.Field(path=kind, value=ir.Ref(kind=kind, name=mine[0].name),
                                         origin=ir.Origin(how="default",

@@ -14,6 +14,7 @@ from specc.diagnostics import SpeccError
 
 RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match", "trainable_params",
                    "total_params")
+CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard")  # computed by the trainer's CircuitWatch
 
 
 def metric_key(cfg: dict[str, Any]) -> str:
@@ -29,7 +30,7 @@ def _split(cfg: dict[str, Any]) -> str | None:
 
 def check_supported(metrics: list[dict[str, Any]]) -> None:
     for m in metrics:
-        if m["component"] not in RUNTIME_METRICS:
+        if m["component"] not in RUNTIME_METRICS + CIRCUIT_METRICS:
             msg = (f"metric {m['component']} needs circuit analysis, which this version of specc "
                    "does not run yet")
             raise SpeccError(msg)
@@ -47,6 +48,8 @@ def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int
             out[metric_key(m)] = float(counts[0])
         elif m["component"] == "total_params":
             out[metric_key(m)] = float(counts[1])
+        elif m["component"] in CIRCUIT_METRICS:
+            continue
         else:
             by_split.setdefault(_split(m) or "test", []).append(m)
     was_training = model.training

@@ -150,4 +150,4 @@ def checkpoint_dir(cfg: dict[str, Any], store_root: Path) -> Path:
         names = ", ".join(r.name for r in runs)
         msg = f'experiment "{exp}" has several finished runs ({names}); choose one with run = "..."'
         raise SpeccError(msg)
-    return runs[0] / "final" / "model"
+    return (runs[0] / "final" / "model").resolve()

@@ -122,6 +122,72 @@ class Prefetcher:
         self.thread.join(timeout=5)
 
 
+class CircuitWatch:
+    """Circuits along training: the base model's circuit, `checkpoints every N steps { measure
+    circuit }`, and the node_jaccard / edge_jaccard metrics against the base circuit."""
+
+    def __init__(self, trainer: Trainer, base: Any, every: int, wants_metrics: bool) -> None:
+        self.trainer, self.base, self.every = trainer, base, every
+        self.wants_metrics = wants_metrics
+        self.current: tuple[int, Any] | None = None
+
+    @classmethod
+    def create(cls, trainer: Trainer, model: Any) -> CircuitWatch | None:
+        cfg = trainer.cfg
+        metrics = cfg.get("metrics") or []
+        wants = any(m["component"] in M.CIRCUIT_METRICS for m in metrics)
+        every = 0
+        for c in cfg.get("checkpoints") or []:
+            if any(isinstance(m, dict) and m.get("component") in ("eap", "eap_ig",
+                                                                  "exact_patching")
+                   or (isinstance(m, dict) and m.get("kind") == "circuit")
+                   for m in c["measure"]) and c["unit"] == "steps":
+                every = int(c["every"])
+        needs_base = wants or every or cfg["policy"].get("component") == "circuit_lora"
+        if not needs_base:
+            return None
+        from specc.circuits.allocate import circuit_config
+        from specc.circuits.discover import discover
+
+        with stage("circuit", trainer.spans.get("model")):
+            circuit_cfg = circuit_config(cfg)
+            pairs = trainer.data.pairs()
+            base, info = discover(model.to(trainer.rt.device), pairs, circuit_cfg)
+        base.save(trainer.path / "circuits" / "base.json", step=0, **info)
+        watch = cls(trainer, base, every, wants)
+        watch.cfg, watch.pairs = circuit_cfg, pairs
+        return watch
+
+    def circuit_at(self, step: int) -> Any:
+        if self.current is not None and self.current[0] == step:
+            return self.current[1]
+        from specc.circuits.circuit import edge_jaccard, node_jaccard
+        from specc.circuits.discover import discover
+
+        circuit, info = discover(self.trainer.model_raw, self.pairs, self.cfg)
+        circuit.save(self.trainer.path / "circuits" / f"step-{step:08d}.json", step=step,
+                     node_jaccard=node_jaccard(circuit, self.base),
+                     edge_jaccard=edge_jaccard(circuit, self.base), **info)
+        self.current = (step, circuit)
+        return circuit
+
+    def on_step(self, step: int) -> None:
+        if self.every and step % self.every == 0:
+            self.circuit_at(step)
+
+    def measure(self, step: int, metrics: list[dict[str, Any]]) -> dict[str, float]:
+        from specc.circuits.circuit import edge_jaccard, node_jaccard
+
+        circuit = self.circuit_at(step)
+        out = {}
+        for m in metrics:
+            if m["component"] == "node_jaccard":
+                out["node_jaccard"] = node_jaccard(circuit, self.base)
+            elif m["component"] == "edge_jaccard":
+                out["edge_jaccard"] = edge_jaccard(circuit, self.base)
+        return out
+
+
 class Trainer:
     """One run: everything the loop needs, built from a resolved configuration."""
 
@@ -130,6 +196,7 @@ class Trainer:
                  progress: bool = True, on_eval: Callable[[dict[str, Any]], None] | None = None
                  ) -> None:
         self.cfg = config
+        self.circuits: CircuitWatch | None = None
         self.path = run_path
         self.rt = runtime
         self.spans = spans
@@ -173,8 +240,16 @@ class Trainer:
                                  "train.tokens", self.spans.get("train"))
             steps = max(1, math.ceil(float(self.train["tokens"]) / tokens_per_step))
         self.total = steps
+        self.circuits = CircuitWatch.create(self, model)
         with stage(f"policy {self.cfg['policy'].get('name', '')}", self.spans.get("policy")):
-            model = policies.apply_policy(model, self.cfg["policy"], steps)
+            if self.cfg["policy"].get("component") == "circuit_lora":
+                from specc.circuits.allocate import allocate
+
+                ranks = allocate(model, self.data, self.cfg, self.path, rt.device,
+                                 before=self.circuits.base if self.circuits else None)
+                model = policies.layered_lora(model, self.cfg["policy"], ranks)
+            else:
+                model = policies.apply_policy(model, self.cfg["policy"], steps)
             M.check_supported(self.cfg.get("metrics") or [])
         self.model_raw = model
         self.counts = policies.count_params(model)
@@ -350,6 +425,8 @@ class Trainer:
         batch = max(int(self.train["batch"]), 32)
         out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
                          forward=self._eval_forward, counts=self.counts)
+        if self.circuits is not None and self.circuits.wants_metrics:
+            out.update(self.circuits.measure(self.step, metrics))
         for decay, shadow in self.ewa.items():
             with self._swapped(shadow):
                 ewa_out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
@@ -425,6 +502,8 @@ class Trainer:
             window_loss = loss_sum if window_loss is None else window_loss + loss_sum
             window_tokens = n_tok + (window_tokens or 0)
             self.step += 1
+            if self.circuits is not None:
+                self.circuits.on_step(self.step)
             budget_done = token_budget is not None and self.tokens >= int(token_budget)
             eval_now = (self.step % self.eval_every == 0 or self.step == self.total
                         or budget_done)

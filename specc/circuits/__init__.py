@@ -1,0 +1,2 @@
+"""Circuits: EAP, EAP-IG and exact patching with hook-free gradient probes; selection, similarity,
+edge change and circuit-aware LoRA rank allocation."""
