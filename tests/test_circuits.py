@@ -91,7 +91,8 @@ def test_eap_ig_completeness_improves_with_steps() -> None:
 
     model, pairs = _trained_task_model("gpt2")
     att = Attributor(model, pairs, "kl_last_token", batch=32)
-    target = att.faithfulness(att.mask & False)["baseline"]  # every edge corrupted: KL(clean‖corrupt)
+    # With every edge corrupted the metric is KL(clean ‖ corrupted): the IG sum's target.
+    target = att.faithfulness(att.mask & False)["baseline"]
     errors = []
     for m in (1, 4, 32):
         total = float(att.eap_ig(m, "paper")[0].sum())
@@ -131,7 +132,7 @@ def test_selection_pruning_collapse_and_jaccard() -> None:
     assert c.kept.sum() <= int(0.2 * mask.sum())
     assert not (c.kept & ~mask).any(), "only real edges are kept"
     # Pruned: every kept source feeds a kept edge, every kept non-input node has a parent.
-    for u, v in c.edges():
+    for u, _ in c.edges():
         assert u == "input" or any(d.split("<")[0] == u for _, d in c.edges())
     collapsed = c.collapsed()
     assert abs(sum(collapsed.values()) - sum(c.edges().values())) < 1e-5

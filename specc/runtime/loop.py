@@ -138,10 +138,10 @@ class CircuitWatch:
         wants = any(m["component"] in M.CIRCUIT_METRICS for m in metrics)
         every = 0
         for c in cfg.get("checkpoints") or []:
-            if any(isinstance(m, dict) and m.get("component") in ("eap", "eap_ig",
-                                                                  "exact_patching")
-                   or (isinstance(m, dict) and m.get("kind") == "circuit")
-                   for m in c["measure"]) and c["unit"] == "steps":
+            circuit_methods = ("eap", "eap_ig", "exact_patching")
+            if c["unit"] == "steps" and any(
+                    isinstance(m, dict) and m.get("component") in circuit_methods
+                    for m in c["measure"]):
                 every = int(c["every"])
         needs_base = wants or every or cfg["policy"].get("component") == "circuit_lora"
         if not needs_base:
