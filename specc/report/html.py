@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from specc.compiler import ir
 from specc.store.runs import MetricsLog, read_manifest
 
 _SKIP = {"step", "tokens", "time", "lr"}
@@ -33,6 +34,9 @@ def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[
             (out / f"{exp.name}_grid.json").write_text(json.dumps(rows, indent=2))
             sections.append((f"grid {exp.name} (final metrics over seeds):\n"
                              + sweeps.grid_text(rows), []))
+        if exp.field("circuit") is not None and not (
+                isinstance(exp.field("circuit"), ir.Const)):
+            sections.append(sweeps.circuit_report(exp, root, out))
     return sections
 
 

@@ -163,3 +163,62 @@ def cbs_report(exp: ir.Experiment, root: Path, out: Path) -> tuple[str, list[str
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
     return f"cbs {exp.name}:\n" + render(data), [name]
+
+
+def circuit_report(exp: ir.Experiment, root: Path, out: Path) -> tuple[str, list[str]]:
+    """Circuit-aware LoRA: ranks and edge change per layer per run, and circuit drawings."""
+    lines = [f"circuits {exp.name}:"]
+    images: list[str] = []
+    drawn = False
+    for d in sorted((root / exp.name).glob("*/manifest.json")):
+        run = d.parent
+        m = read_manifest(run) or {}
+        alloc_path = run / "allocation.json"
+        if alloc_path.exists():
+            alloc = json.loads(alloc_path.read_text())
+            change = ", ".join(f"{x:.3g}" for x in alloc["edge_change_per_layer"])
+            lines.append(f"  {m.get('name')}: ranks per layer {alloc['ranks']}, critical "
+                         f"layers {alloc['critical_layers']}, edge change per layer [{change}]")
+        base = run / "circuits" / "base.json"
+        if base.exists() and not drawn:
+            name = f"{exp.name}_circuit.png"
+            draw_circuit(json.loads(base.read_text()), out / name,
+                         "base model circuit")
+            images.append(name)
+            drawn = True
+    return "\n".join(lines), images
+
+
+def draw_circuit(circuit: dict[str, Any], path: Path, title: str) -> None:
+    """Nodes by layer (input at the bottom, logits at the top), heads side by side; edge width
+    and color by signed score (q/k/v collapsed)."""
+    plt = _plt()
+    layers, heads = circuit["layers"], circuit["heads"]
+
+    def pos(node: str) -> tuple[float, float]:
+        if node == "input":
+            return heads / 2, 0.0
+        if node == "logits":
+            return heads / 2, 2 * layers + 1.0
+        layer = int(node[1:].split(".")[0])
+        if node.startswith("m"):
+            return heads / 2, 2 * layer + 2.0
+        return float(node.split(".h")[1]), 2 * layer + 1.0
+
+    fig, ax = plt.subplots(figsize=(max(5, heads * 1.2), max(5, layers * 1.3)))
+    edges = circuit["collapsed"]
+    top = max((abs(e["score"]) for e in edges), default=1.0) or 1.0
+    for e in edges:
+        (x0, y0), (x1, y1) = pos(e["from"]), pos(e["to"])
+        ax.plot([x0, x1], [y0, y1], color="tab:blue" if e["score"] >= 0 else "tab:red",
+                linewidth=0.5 + 3 * abs(e["score"]) / top, alpha=0.6)
+    for node in circuit["nodes"]:
+        x, y = pos(node)
+        ax.scatter([x], [y], s=120, color="black" if node in ("input", "logits") else
+                   ("tab:green" if node.startswith("m") else "tab:orange"), zorder=3)
+        ax.annotate(node, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_title(title + f" ({len(edges)} edges)", fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
