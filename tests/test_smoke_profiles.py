@@ -1,0 +1,50 @@
+"""The smoke profiles of the shipped sweeps run end to end (what CI runs of them)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from specc.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _copy_specs(tmp: Path) -> Path:
+    specs = tmp / "specs"
+    shutil.copytree(ROOT / "specs", specs)
+    return specs
+
+
+@pytest.mark.slow
+def test_circuit_lora_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = _copy_specs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(specs / "circuit_lora.exp"), "--profile", "smoke", "--quiet"]) == 0
+    runs = [p for p in (tmp_path / "runs" / "circuit_lora").iterdir() if p.is_dir()]
+    assert len(runs) == 12
+    assert all(json.loads((r / "manifest.json").read_text())["status"] == "finished"
+               for r in runs)
+    assert sum((r / "allocation.json").exists() for r in runs) == 3  # the circuit_aware seeds
+    assert main(["report", str(specs / "circuit_lora.exp"), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "circuit_lora_circuit.png").exists()
+
+
+@pytest.mark.slow
+def test_cbs_tiny_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = _copy_specs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(specs / "cbs_tiny.exp"), "--profile", "smoke", "--quiet"]) == 0
+    out = json.loads((tmp_path / "runs" / "cbs_tiny" / "cbs.json").read_text())
+    assert out["results"][0]["table"] and out["tokens_spent"] < out["tokens_full_grid"]
+
+
+@pytest.mark.slow
+def test_lora_hpo_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = _copy_specs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(specs / "lora_hpo.exp"), "--profile", "smoke", "--quiet"]) == 0
+    assert (tmp_path / "runs" / "lora_hpo.journal").exists()
