@@ -144,6 +144,11 @@ def test_selection_pruning_collapse_and_jaccard() -> None:
     assert float(change.sum()) == 0.0
     u = union([c, other], int(c.kept.sum()))
     assert int(u.kept.sum()) == int(c.kept.sum())
+    greedy = Circuit.select(g, scores, 6, "greedy", prune=False)
+    assert int(greedy.kept.sum()) == 6
+    # Every greedy edge ends at the logits or at a node the circuit already reaches from them.
+    reached = {"logits"} | {u for u, _ in greedy.edges()}
+    assert all(v.split("<")[0] in reached for _, v in greedy.edges())
 
 
 def test_circuits_are_identical_for_a_fixed_seed() -> None:

@@ -35,7 +35,10 @@ class Circuit:
         n_edges = int(mask.sum())
         if how == "threshold":
             kept = (mag >= float(keep)) & mask
-        else:  # "top" (and "greedy", which the paper's code leaves unused, falls back to it)
+        elif how == "greedy":
+            n = int(keep) if isinstance(keep, int) and keep >= 1 else max(1, int(keep * n_edges))
+            kept = _greedy(graph, mag, mask, n)
+        else:  # "top": the n edges of largest |score|
             n = int(keep) if isinstance(keep, int) and keep >= 1 else max(1, int(keep * n_edges))
             flat = mag.flatten()
             idx = torch.topk(flat, min(n, n_edges)).indices
@@ -104,6 +107,27 @@ class Circuit:
     def save(self, path: Path, **extra: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({**self.to_json(), **extra}, indent=1))
+
+
+def _greedy(graph: Graph, mag: Any, mask: Any, n: int) -> Any:
+    """Grow the circuit backwards from the logits: repeatedly add the highest-|score| edge
+    whose destination node is already in the circuit (EAP-IG library's greedy selection)."""
+    import torch
+
+    kept = torch.zeros_like(mask)
+    dest_node = [_QKV.sub("", d) for d in graph.dests]
+    in_circuit = {"logits"}
+    for _ in range(n):
+        open_cols = torch.tensor([node in in_circuit for node in dest_node],
+                                 device=mask.device)
+        cand = mag.masked_fill(kept | ~mask | ~open_cols[None, :], -1.0)
+        best = int(cand.argmax())
+        if float(cand.flatten()[best]) < 0:
+            break
+        u, v = divmod(best, len(graph.dests))
+        kept[u, v] = True
+        in_circuit.add(graph.sources[u])
+    return kept
 
 
 def jaccard(a: set[Any], b: set[Any]) -> float:
