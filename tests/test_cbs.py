@@ -131,3 +131,45 @@ def test_grid_seeds_are_aggregated_per_configuration(tmp_path: Path,
     assert len(rows) == 2 and all(r["metrics"]["loss"]["n"] == 3 for r in rows)
     lo, hi = rows[0]["metrics"]["loss"]["ci95"]
     assert lo <= rows[0]["metrics"]["loss"]["mean"] <= hi
+
+
+def test_b_star_scaling_against_model_and_data_size(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Two CBS experiments (model sizes) with two targets each: the report fits B* ∝ N^γ at a
+    fixed tokens-per-parameter ratio and B* ∝ D^γ within each experiment."""
+    from specc.compiler import params as P
+
+    spec = tmp_path / "s.exp"
+    body = """experiment {name} {{
+  model lm = gpt2(layers = 2, heads = 2, width = {w}, context = 64, vocab = bytes)
+  data text = zipf_ngrams()
+  train {{ optimizer = adam(lr = searched) }}
+  sweep cbs {{
+    batch in [2, 4, 8]
+    reference = 8
+    target = [loss_at(batch = reference, tokens = chinchilla(lm)),
+              loss_at(batch = reference, tokens = 2 * chinchilla(lm))]
+    lr in [1e-3] race
+    max_tokens = 100k
+  }}
+}}
+"""
+    spec.write_text(body.format(name="small", w=32) + "\n" + body.format(name="big", w=64))
+    import specc
+
+    result = specc.compile(spec)
+    assert result.ok, result.render()
+    root = tmp_path / "runs"
+    for exp, b0 in zip(result.program.experiments, (10.0, 20.0), strict=True):  # type: ignore[union-attr]
+        decl = exp.decl("lm")
+        n = P.non_embedding_params(decl.value)  # type: ignore[union-attr, arg-type]
+        results = [{"target": {"kind": "loss_at", "batch": 8, "tokens": k * 20 * n, "value": 1},
+                    "table": [], "b_star": b0 * k ** 0.5} for k in (1, 2)]
+        (root / exp.name).mkdir(parents=True)
+        (root / exp.name / "cbs.json").write_text(json.dumps({
+            "results": results, "reference": 8, "overhead": 0.2, "batches": [2, 4, 8],
+            "lrs": [1e-3], "max_tokens": 100000, "tokens_spent": 1, "tokens_full_grid": 2}))
+    assert main(["report", str(spec), "--root", str(root), "--out", str(tmp_path / "r")]) == 0
+    text = capsys.readouterr().out
+    assert "B* ∝ N^" in text and "B* ∝ D^0.500" in text
+    assert (tmp_path / "r" / "cbs_scaling.png").exists()

@@ -37,6 +37,11 @@ def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[
         if exp.field("circuit") is not None and not (
                 isinstance(exp.field("circuit"), ir.Const)):
             sections.append(sweeps.circuit_report(exp, root, out))
+    cbs = [e for e in (result.program.experiments if result.program else ())
+           if e.sweep is not None and e.sweep.kind == "cbs"]
+    scaling = sweeps.cbs_scaling(cbs, root, out)
+    if scaling[0]:
+        sections.append(scaling)
     return sections
 
 

@@ -222,3 +222,56 @@ def draw_circuit(circuit: dict[str, Any], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def cbs_scaling(exps: list[ir.Experiment], root: Path, out: Path) -> tuple[str, list[str]]:
+    """B* against model size N (non-embedding parameters) across CBS experiments, and against
+    data size D (the tokens of each loss_at target) within each; power-law fits and a plot."""
+    from specc.compiler import params as P
+    from specc.sweeps.cbs_fit import fit_power
+
+    points_n: dict[float, list[tuple[float, float]]] = {}  # target tokens -> (N, B*)
+    points_d: dict[str, list[tuple[float, float]]] = {}  # experiment -> (D, B*)
+    for exp in exps:
+        path = root / exp.name / "cbs.json"
+        model = exp.field("model")
+        decl = exp.decl(model.name) if isinstance(model, ir.Ref) else None
+        n = P.non_embedding_params(decl.value) if decl and isinstance(decl.value, ir.Comp) \
+            else None
+        if not path.exists() or not n:
+            continue
+        for r in json.loads(path.read_text())["results"]:
+            if "b_star" not in r or r["target"]["kind"] != "loss_at":
+                continue
+            points_n.setdefault(r["target"]["tokens"] / n, []).append((n, r["b_star"]))
+            points_d.setdefault(exp.name, []).append((r["target"]["tokens"], r["b_star"]))
+    lines = ["B* scaling:"]
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    drawn = False
+    for ratio, pts in points_n.items():
+        if len(pts) >= 2:
+            fit = fit_power([p[0] for p in pts], [p[1] for p in pts])
+            lines.append(f"  B* ∝ N^{fit['gamma']:.3f} (c {fit['c']:.3g}) at D = {ratio:g}·N "
+                         f"over {len(pts)} models")
+            ax1.loglog(*zip(*sorted(pts), strict=True), "o-", label=f"D = {ratio:g}·N")
+            drawn = True
+    for name, pts in points_d.items():
+        if len(pts) >= 2:
+            fit = fit_power([p[0] for p in pts], [p[1] for p in pts])
+            lines.append(f"  {name}: B* ∝ D^{fit['gamma']:.3f} over {len(pts)} targets")
+            ax2.loglog(*zip(*sorted(pts), strict=True), "o-", label=name)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return "", []
+    ax1.set_xlabel("N (non-embedding parameters)")
+    ax1.set_ylabel("B*")
+    ax2.set_xlabel("D (tokens)")
+    for ax in (ax1, ax2):
+        ax.legend() if ax.get_legend_handles_labels()[0] else None
+    fig.tight_layout()
+    name = "cbs_scaling.png"
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+    return "\n".join(lines), [name]
