@@ -105,6 +105,12 @@ def fail_and_maybe_retry(study: Any, trial_id: int, number: int, params: dict[st
     retry = failure in policy[1] and attempt < policy[0]
     storage.set_trial_user_attr(trial_id, FAILURE, failure)
     storage.set_trial_user_attr(trial_id, REASON, reason[:500])
+    if not params:
+        # Its worker died before it chose parameters: nothing ran. It gives its slot back so a
+        # fresh trial takes it (Note [Exact trial budget]).
+        storage.set_trial_user_attr(trial_id, SUPERSEDED, True)
+        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return False
     if retry:
         study.enqueue_trial(params, user_attrs={ATTEMPT: attempt + 1, RETRY_OF: number},
                             skip_if_exists=False)

@@ -84,8 +84,10 @@ class Sweep:
                 if self.done():
                     return ran
                 continue
-            S.claim(self.study, trial)
+            # Parameters first, then the claim: a claimed trial always has its parameters, so a
+            # retry after its worker dies repeats exactly them.
             values = space.sample(trial, self.search)
+            S.claim(self.study, trial)
             self.run_trial(trial, values, log)
             ran += 1
 
