@@ -726,9 +726,9 @@ class Lowerer:
                 result = int(result)
             return ir.Const(value=result, span=e.span)
         if isinstance(a, ir.Ref) and isinstance(b, ir.Ref) and e.op in ("==", "!="):
+            # Two declarations are known at compile time (a swept field would be a Var).
             same = (a.kind, a.name) == (b.kind, b.name)
-            if not any(isinstance(x, ir.Var) for x in (a, b)) and a.kind != "policy":
-                return ir.Const(value=same if e.op == "==" else not same, span=e.span)
+            return ir.Const(value=same if e.op == "==" else not same, span=e.span)
         return ir.Op(op=e.op, args=[a, b], span=e.span)
 
     def name(self, name: str, t: T.Type, scope: Scope, sp: dg.Span) -> ir.Value:

@@ -391,10 +391,7 @@ def _cost(plan: ExperimentPlan) -> Cost:
     elif exp.sweep is not None and not any(a.when for a in exp.sweep.axes):
         # Closed form over the axes that change the step count; the rest multiply.
         runs = plan.count
-        sample = next(iter(_runs(plan)), None)
-        if sample is not None:
-            per_run = _per_run_cost(exp, plan)
-            steps, tokens = per_run
+        steps, tokens = _per_run_cost(exp, plan)
     else:
         runs = 0
         for run in _runs(plan):
@@ -413,9 +410,10 @@ def _per_run_cost(exp: ir.Experiment, plan: ExperimentPlan) -> tuple[int, int]:
     varying = [g for g in groups if any(a.path in budget_paths for a in g)]
     rest = math.prod(len(g[0].values) for g in groups if g not in varying)
     steps = tokens = 0
+    template = _Template(exp)  # resolved once, not once per combination
     for combo in itertools.product(*(range(len(g[0].values)) for g in varying)):
         binding = {a.path: a.values[i] for g, i in zip(varying, combo, strict=True) for a in g}
-        config = resolve_config(exp, plan.program, binding)
+        config = template.resolve(binding)
         s, seq = run_steps(config)
         steps += s
         tokens += s * _int(config.get("train", {}).get("batch"), 32) * seq

@@ -323,7 +323,8 @@ class Trainer:
 
         ckpt = self.latest_checkpoint()
         if ckpt is None:
-            self.log.truncate_after(0) if self.log.path.exists() else None
+            if self.log.path.exists():
+                self.log.truncate_after(0)
             return False
         state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
         self.model_raw.load_state_dict(state["model"])

@@ -50,7 +50,8 @@ class Race:
                          store_root=ctx.root, progress=False)
             tr.build()
             tr.log.path.parent.mkdir(parents=True, exist_ok=True)
-            tr.log.truncate_after(0) if tr.log.path.exists() else None
+            if tr.log.path.exists():
+                tr.log.truncate_after(0)
             write_manifest(path, {"experiment": ctx.exp.name, "hash": h, "status": "running",
                                   "name": f"{ctx.exp.name}[batch={batch},lr={lr:g}]",
                                   "config": config, "started": now(), "strategy": "cbs"})
