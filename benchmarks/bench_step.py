@@ -50,7 +50,7 @@ def specc_trainer(shape: str, device: str, tmp: Path) -> Any:
     from specc_torch import BACKEND_CPU, BACKEND_CUDA
 
     import specc
-    from specc.runtime.loop import Prefetcher, Trainer
+    from specc.runtime.loop import Trainer
 
     result = specc.plan(SPEC.format(**SHAPES[shape]))
     assert result.ok, result.render()
@@ -59,7 +59,7 @@ def specc_trainer(shape: str, device: str, tmp: Path) -> Any:
     trainer = Trainer(run.config, tmp, backend.runtime(run.config["train"]), spans={},
                       base_dir=tmp, store_root=tmp, progress=False)
     trainer.build()
-    trainer.prefetch = Prefetcher(trainer._batch, 0, pin=device == "cuda")
+    trainer.feed = trainer.rt.feed(trainer._batch, 0)
     return trainer
 
 
@@ -155,7 +155,7 @@ def main() -> None:
             h_times.append(timed(hand_fn, args.steps, args.device))
             if args.device == "cuda":
                 mem["hand"] = torch.cuda.max_memory_allocated() / 2**30
-        trainer.prefetch.close()
+        trainer.feed.close()
         s_med, h_med = statistics.median(s_times), statistics.median(h_times)
         model = trainer.model_raw
         n_params = sum(p.numel() for p in model.parameters())

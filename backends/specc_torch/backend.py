@@ -106,7 +106,7 @@ class TorchRuntime:
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.kind == "cuda" else "gloo")
 
-    def wrap(self, model: Any) -> Any:
+    def wrap(self, model: Any, shapes: int = 1) -> Any:
         """DDP when several processes run; torch.compile when the spec asks for it."""
         import torch
 
@@ -159,8 +159,33 @@ class TorchRuntime:
         return {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v)
                 for k, v in batch.items()}
 
-    def fixed_length(self, context: int) -> int | None:
-        return context if self.train.get("shapes") == "fixed" else None
+    def feed(self, make: Any, start: int) -> Any:
+        """Batches by step, prepared (and pinned on CUDA) in a background thread, then this
+        rank's rows sent to the device (non-blocking) when the step takes them."""
+        from specc.runtime.loop import Prefetcher
+
+        return Prefetcher(make, start, pin=self.kind == "cuda",
+                          place=lambda b: self.to_device(self.shard(b)))
+
+    # -- execution
+    def compile_step(self, fn: Any) -> Any:
+        """The step runs eagerly (torch.compile, when asked, wraps the model instead)."""
+        return fn
+
+    def zero(self) -> Any:
+        import torch
+
+        return torch.zeros((), device=self.device)
+
+    def boundary(self) -> None:
+        """Between evaluation batches: nothing to cut on an eager backend."""
+
+    def host(self, state: Any) -> Any:
+        """A state dict ready to save (already on the host for CPU; torch.save maps CUDA)."""
+        return state
+
+    def host_model(self, model: Any) -> Any:
+        return model
 
     # -- host readback
     def read(self, value: Any) -> float:

@@ -21,6 +21,62 @@ from specc.diagnostics import SpeccError
 Batch = dict[str, Any]  # tensors: input_ids, labels, attention_mask, (answer_mask)
 
 
+class Shapes:
+    """The shape policy at run time (Note [Shape policy] in specc/compiler/check_backend.py).
+
+    ``dynamic`` pads each batch to its own longest sequence; ``fixed`` pads every batch to the
+    data's longest sequence; ``buckets`` pads to the smallest bucket that fits. Static policies
+    also pad a final short evaluation batch to full rows (copies of a real row with no labels,
+    so no metric counts them): every batch a static-shape backend sees has a foreseen shape.
+    """
+
+    def __init__(self, kind: str, lengths: tuple[int, ...]) -> None:
+        self.kind = kind
+        self.lengths = lengths
+
+    @property
+    def static(self) -> bool:
+        return self.kind != "dynamic"
+
+    @property
+    def count(self) -> int:
+        """Distinct sequence lengths a static policy produces (one graph each)."""
+        return len(self.lengths) if self.static else 0
+
+    def width(self, longest_in_batch: int) -> int | None:
+        if not self.static:
+            return None
+        for n in self.lengths:
+            if n >= longest_in_batch:
+                return n
+        msg = (f"a batch holds a {longest_in_batch}-token sequence, longer than the largest "
+               f"bucket ({self.lengths[-1]}); add a bucket of at least {longest_in_batch}")
+        raise SpeccError(msg)
+
+
+DYNAMIC = Shapes("dynamic", ())
+
+
+def shapes_for(train: dict[str, Any], data: TaskData | StreamData) -> Shapes:
+    """The policy the plan carries, sized to this data (``auto`` is dynamic here: the backend
+    pass has already turned it into ``fixed`` for static-shape backends)."""
+    kind = str(train.get("shapes") or "auto")
+    if kind in ("auto", "dynamic"):
+        return DYNAMIC
+    longest = data.longest()
+    if kind == "fixed":
+        return Shapes("fixed", (longest,))
+    given = sorted({int(b) for b in train.get("buckets") or ()})
+    if not given:  # four evenly spaced lengths, multiples of 8, the last one the longest
+        given = sorted({min(longest, (math.ceil(longest * i / 4) + 7) // 8 * 8)
+                        for i in (1, 2, 3, 4)})
+    if given[-1] < longest:
+        msg = (f"the longest sequence of the data has {longest} tokens but the largest bucket is "
+               f"{given[-1]}; add a bucket of at least {longest} to train.buckets")
+        raise SpeccError(msg)
+    return Shapes("buckets", tuple(given))
+
+
 class TaskData:
     """Prompt/answer examples; loss and exact match are on the answer (and the final eos)."""
 
@@ -46,6 +102,10 @@ class TaskData:
     def size(self, split: str = "train") -> int:
         return len(self.encoded[split])
 
+    def longest(self) -> int:
+        """The longest example of any split: the width of a fixed shape policy."""
+        return max((len(ids) for items in self.encoded.values() for ids, _ in items), default=1)
+
     def seq_len(self) -> float:
         """Mean tokens per training example (what a token budget is counted in)."""
         lengths = [len(ids) for ids, _ in self.encoded["train"]]
@@ -68,23 +128,33 @@ class TaskData:
             cache[split] = (ids, labels, lengths, n_labels)
         return cache[split]  # type: ignore[no-any-return]
 
-    def _rows(self, split: str, rows: np.ndarray, length: int | None = None) -> Batch:
+    def _rows(self, split: str, rows: np.ndarray, shapes: Shapes = DYNAMIC,
+              full: int | None = None) -> Batch:
+        """The batch of these rows; under a static policy padded to its width and, when
+        ``full`` is given, to ``full`` rows (copies of the first row with no labels)."""
         import torch
 
         ids, labels, lengths, n_labels = self._arrays(split)
-        width = length or int(lengths[rows].max())
+        real = len(rows)
+        if full is not None and real < full and shapes.static:
+            rows = np.concatenate([rows, np.full(full - real, rows[0], dtype=rows.dtype)])
+        width = shapes.width(int(lengths[rows].max())) or int(lengths[rows].max())
         pick_ids, pick_labels = ids[rows, :width], labels[rows, :width]
         if width > ids.shape[1]:  # a fixed length longer than every example: pad on the right
             pad = width - ids.shape[1]
             pick_ids = np.pad(pick_ids, ((0, 0), (0, pad)), constant_values=self.vocab.pad)
             pick_labels = np.pad(pick_labels, ((0, 0), (0, pad)), constant_values=-100)
+        if len(rows) > real:
+            pick_labels = pick_labels.copy()
+            pick_labels[real:] = -100
         mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
         return {"input_ids": torch.from_numpy(np.ascontiguousarray(pick_ids)),
                 "labels": torch.from_numpy(np.ascontiguousarray(pick_labels)),
                 "attention_mask": torch.from_numpy(mask),
-                "n_input": int(lengths[rows].sum()), "n_labels": int(n_labels[rows].sum())}
+                "n_input": int(lengths[rows[:real]].sum()),
+                "n_labels": int(n_labels[rows[:real]].sum())}
 
-    def train_batch(self, step: int, batch: int, fixed_length: int | None = None) -> Batch:
+    def train_batch(self, step: int, batch: int, shapes: Shapes = DYNAMIC) -> Batch:
         n = self.size("train")
         positions = np.arange(step * batch, step * batch + batch)
         epochs, offsets = np.divmod(positions, n)
@@ -92,7 +162,7 @@ class TaskData:
         for epoch in np.unique(epochs):
             sel = epochs == epoch
             rows[sel] = self._perm(int(epoch), n)[offsets[sel]]
-        return self._rows("train", rows, fixed_length)
+        return self._rows("train", rows, shapes)
 
     def _perm(self, epoch: int, n: int) -> np.ndarray:
         cache = getattr(self, "_perm_cache", None)
@@ -102,10 +172,10 @@ class TaskData:
         return self._perm_cache[1]
 
     def eval_batches(self, split: str, batch: int, limit: int | None = None,
-                     fixed_length: int | None = None) -> Iterator[Batch]:
+                     shapes: Shapes = DYNAMIC) -> Iterator[Batch]:
         n = min(self.size(split), limit or self.size(split))
         for i in range(0, n, batch):
-            yield self._rows(split, np.arange(i, min(i + batch, n)), fixed_length)
+            yield self._rows(split, np.arange(i, min(i + batch, n)), shapes, full=batch)
 
     def pairs(self, split: str = "circuit") -> list[tuple[list[int], list[int], int]]:
         """Clean and corrupted prompt ids of equal length, and the clean answer's first token."""
@@ -133,13 +203,16 @@ class StreamData:
     def seq_len(self) -> int:
         return self.context
 
+    def longest(self) -> int:
+        return self.context
+
     def size(self, split: str = "train") -> int:
         return 0  # infinite: epochs are not defined
 
     def sequences(self, step: int, count: int) -> np.ndarray:
         raise NotImplementedError
 
-    def train_batch(self, step: int, batch: int, fixed_length: int | None = None) -> Batch:
+    def train_batch(self, step: int, batch: int, shapes: Shapes = DYNAMIC) -> Batch:
         import torch
 
         seqs = torch.from_numpy(self.sequences(step, batch))
@@ -148,13 +221,18 @@ class StreamData:
                 "attention_mask": None, "shifted": True, "n_input": n, "n_labels": n}
 
     def eval_batches(self, split: str, batch: int, limit: int | None = None,
-                     fixed_length: int | None = None) -> Iterator[Batch]:
+                     shapes: Shapes = DYNAMIC) -> Iterator[Batch]:
         import torch
 
         held = self.heldout[: limit or None]
         for i in range(0, len(held), batch):
             seqs = torch.from_numpy(held[i: i + batch])
-            yield {"input_ids": seqs[:, :-1].contiguous(), "labels": seqs[:, 1:].contiguous(),
+            labels = seqs[:, 1:].contiguous()
+            real = len(seqs)
+            if shapes.static and real < batch:  # full rows: copies of a row with no labels
+                seqs = torch.cat([seqs, seqs[:1].expand(batch - real, -1)])
+                labels = torch.cat([labels, torch.full((batch - real, labels.shape[1]), -100)])
+            yield {"input_ids": seqs[:, :-1].contiguous(), "labels": labels,
                    "attention_mask": None, "shifted": True}
 
 
@@ -286,5 +364,7 @@ def steps_for(data: TaskData | StreamData, train: dict[str, Any]) -> int | None:
         if n == 0:
             msg = "an epoch budget needs finite data; give steps or tokens for a stream"
             raise SpeccError(msg)
-        return max(1, math.ceil(float(train["epochs"]) * n / batch))
+        exact = float(train["epochs"]) * n / batch
+        # drop_last: the final partial batch is dropped rather than filled from the next epoch.
+        return max(1, math.floor(exact) if train.get("drop_last") else math.ceil(exact))
     return None

@@ -37,8 +37,13 @@ def check_supported(metrics: list[dict[str, Any]]) -> None:
 
 
 def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int,
-             forward: Any, counts: tuple[int, int]) -> dict[str, float]:
-    """Every metric's value; splits are evaluated once for all metrics that read them."""
+             forward: Any, counts: tuple[int, int], shapes: Any = None,
+             boundary: Any = None) -> dict[str, float]:
+    """Every metric's value; splits are evaluated once for all metrics that read them.
+
+    ``shapes`` is the run's shape policy (evaluation batches get the training shapes);
+    ``boundary`` is called after each batch (a compiling backend cuts its graph there).
+    """
     import torch
 
     out: dict[str, float] = {}
@@ -57,7 +62,7 @@ def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int
     with torch.no_grad():
         for split, ms in by_split.items():
             limit = max((m.get("limit") or 0 for m in ms), default=0) or None
-            stats = _split_stats(data, split, batch, limit, forward)
+            stats = _split_stats(data, split, batch, limit, forward, shapes, boundary)
             for m in ms:
                 out[metric_key(m)] = _value(m["component"], stats)
     model.train(was_training)
@@ -74,14 +79,16 @@ def _value(name: str, s: dict[str, float]) -> float:
     }[name]
 
 
-def _split_stats(data: Any, split: str, batch: int, limit: int | None,
-                 forward: Any) -> dict[str, float]:
+def _split_stats(data: Any, split: str, batch: int, limit: int | None, forward: Any,
+                 shapes: Any, boundary: Any) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
     totals = {"loss_sum": 0.0, "tokens": 0.0, "correct": 0.0, "exact": 0.0, "examples": 0.0}
     acc: dict[str, Any] = {}
-    for b in data.eval_batches(split, batch, limit):
+    batches = (data.eval_batches(split, batch, limit) if shapes is None
+               else data.eval_batches(split, batch, limit, shapes))
+    for b in batches:
         logits, labels = forward(b)
         mask = labels != -100
         flat = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
@@ -96,6 +103,8 @@ def _split_stats(data: Any, split: str, batch: int, limit: int | None,
         }
         for k, v in parts.items():  # accumulate on the device; one readback at the end
             acc[k] = acc[k] + v.double() if k in acc else v.double()
+        if boundary is not None:
+            boundary()
     for k, v in acc.items():
         totals[k] = float(v.item())
     del torch

@@ -212,10 +212,12 @@ class Runner:
         if not backend.available():
             self.error(f"the {backend_name} backend is not available on this machine",
                        exp.span, code="backend-unavailable",
-                       help="use --backend cpu, or run where a GPU is visible")
+                       help=getattr(backend, "unavailable_help",
+                                    "use --backend cpu, or run where a GPU is visible"))
             return EXIT_FAILED
         devices = int(run.config["train"].get("devices") or 1)
-        if devices > 1 and "WORLD_SIZE" not in os.environ:
+        one_process = backend.capabilities.single_process_devices  # SPMD: no torchrun
+        if devices > 1 and not one_process and "WORLD_SIZE" not in os.environ:
             return self.launch_distributed(exp, run, devices)
         return self.train(exp, run, path, manifest, backend)
 

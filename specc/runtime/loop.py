@@ -81,11 +81,13 @@ class Prefetcher:
     """
 
     def __init__(self, make: Callable[[int], dict[str, Any]], start: int, pin: bool,
-                 depth: int = 2) -> None:
+                 depth: int = 2,
+                 place: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         import queue
         import threading
 
         self.make, self.pin = make, pin
+        self.place = place or (lambda batch: batch)
         self.queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
         self.next = start
         self.stopped = False
@@ -112,10 +114,10 @@ class Prefetcher:
     def get(self, step: int) -> dict[str, Any]:
         got, batch = self.queue.get()
         if got != step:  # only if the loop skipped a step; never in practice
-            return self.make(step)
+            return self.place(self.make(step))
         if isinstance(batch, BaseException):
             raise batch
-        return batch  # type: ignore[no-any-return]
+        return self.place(batch)
 
     def close(self) -> None:
         self.stopped = True
@@ -231,6 +233,7 @@ class Trainer:
             self.data = D.build_data(self.cfg["data"], self.vocab, context, self.base, seed)
         self.context = context
         with stage("training budget", self.spans.get("train")):
+            self.shapes = D.shapes_for(self.train, self.data)
             steps = D.steps_for(self.data, self.train)
         tokens_per_step = float(self.train["batch"] * self.data.seq_len())
         self.tokens_per_step = tokens_per_step
@@ -253,7 +256,9 @@ class Trainer:
             M.check_supported(self.cfg.get("metrics") or [])
         self.model_raw = model
         self.counts = policies.count_params(model)
-        self.model = rt.wrap(model)
+        # Graphs a compiling backend may build for the step: one per sequence length the shape
+        # policy produces (it checks its own warm-up allowance on top).
+        self.model = rt.wrap(model, shapes=self.shapes.count or 1)
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.trainable = [p for _, p in self.named]
         self.schedule = self.train["schedule"]
@@ -267,6 +272,7 @@ class Trainer:
         self.ewa = {float(d): [p.detach().clone().float() for _, p in self.named]
                     for d in self.train.get("ewa") or []}
         self.adalora = self.cfg["policy"].get("component") == "adalora"
+        self._compiled_step = rt.compile_step(self._device_step)
         self.step = 0
         self.tokens = 0
         self.started = time.time()
@@ -298,7 +304,7 @@ class Trainer:
         tmp = root / f".tmp-{name}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        state = {
+        state = self.rt.host({
             "step": self.step, "tokens": self.tokens,
             "model": self.model_raw.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -306,7 +312,7 @@ class Trainer:
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "elapsed": time.time() - self.started,
-        }
+        })
         torch.save(state, tmp / "state.pt")
         final = root / name
         shutil.rmtree(final, ignore_errors=True)
@@ -340,11 +346,11 @@ class Trainer:
         return True
 
     # ------------------------------------------------------------ the step
-    prefetch: Prefetcher | None = None
+    feed: Any = None  # the runtime's feed: get(step) -> the batch on the device; close()
+    window: Any = None  # the summed token loss since the last log, on the device
 
     def _batch(self, step: int) -> dict[str, Any]:
-        return self.data.train_batch(step, int(self.train["batch"]),
-                                     self.rt.fixed_length(self.context))
+        return self.data.train_batch(step, int(self.train["batch"]), self.shapes)
 
     def forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
         """Logits and aligned labels (next-token targets) for a batch."""
@@ -360,22 +366,34 @@ class Trainer:
     def train_step(self, step: int) -> tuple[Any, int]:
         """One optimizer step; returns (this process's summed token loss, global label count).
 
-        The loss tensor stays on the device: the caller reads it at log boundaries only.
+        The host part (learning rate, the batch, token counts) runs here; the device part
+        (forward, backward, clipping, the update) is the runtime's compiled step, which adds the
+        step's loss to the running window on the device: nothing is read back until a log.
         """
-        import torch.nn.functional as F
-
-        rt = self.rt
         factor = optim.lr_factor(self.schedule, step, self.total, self.tokens_per_step)
         for g, peak in zip(self.opt.param_groups, self.peak_lrs, strict=True):
             g["lr"] = peak * factor
-        full = self.prefetch.get(step) if self.prefetch is not None else self._batch(step)
+        batch = self.feed.get(step) if self.feed is not None else self._placed(self._batch(step))
         # Counts come from the host-side global batch: no device reads, no all-reduce.
-        self.tokens += full["n_input"]
-        n_labels = full["n_labels"]
-        batch = rt.to_device(rt.shard(full))
+        self.tokens += batch["n_input"]
+        n_labels = batch["n_labels"]
         # Token-normalized: each micro-batch's summed loss is divided by the step's global label
         # count (times the world size, which DDP's gradient averaging divides back out).
-        scale = rt.world / max(n_labels, 1)
+        scale = self.rt.world / max(n_labels, 1)
+        if self.window is None:
+            self.window = self.rt.zero()
+        self._at = step
+        self.window = self._compiled_step(batch, scale, self.window)
+        return self.window, n_labels
+
+    def _placed(self, full: dict[str, Any]) -> dict[str, Any]:
+        return self.rt.to_device(self.rt.shard(full))
+
+    def _device_step(self, batch: dict[str, Any], scale: float, window: Any) -> Any:
+        """The step on the device: micro-batches, backward, the optimizer; tensors only."""
+        import torch.nn.functional as F
+
+        rt = self.rt
         accum = self.accumulate
         rows = batch["labels"].shape[0]
         loss_sum = None
@@ -396,10 +414,10 @@ class Trainer:
                 else:
                     scaled.backward()
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
-        self._optimizer_step(step)
-        return loss_sum, n_labels
+        self._optimizer_step()
+        return window + loss_sum
 
-    def _optimizer_step(self, step: int) -> None:
+    def _optimizer_step(self) -> None:
         import torch
 
         rt = self.rt
@@ -412,8 +430,8 @@ class Trainer:
             rt.scaler.update()
         else:
             self.opt.step()
-        if self.adalora:
-            self.model_raw.base_model.update_and_allocate(step)
+        if self.adalora:  # reads scores on the host (so `check` refuses it on XLA)
+            self.model_raw.base_model.update_and_allocate(self._at)
         self.opt.zero_grad(set_to_none=True)
         if self.ewa:
             params = [p.detach().float() for p in self.trainable]
@@ -425,13 +443,15 @@ class Trainer:
         metrics = self.cfg.get("metrics") or [{"component": "loss", "split": None}]
         batch = max(int(self.train["batch"]), 32)
         out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
-                         forward=self._eval_forward, counts=self.counts)
+                         forward=self._eval_forward, counts=self.counts, shapes=self.shapes,
+                         boundary=self.rt.boundary)
         if self.circuits is not None and self.circuits.wants_metrics:
             out.update(self.circuits.measure(self.step, metrics))
         for decay, shadow in self.ewa.items():
             with self._swapped(shadow):
                 ewa_out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
-                                     forward=self._eval_forward, counts=self.counts)
+                                     forward=self._eval_forward, counts=self.counts,
+                                     shapes=self.shapes, boundary=self.rt.boundary)
             out.update({f"{k}@ewa{decay:g}": v for k, v in ewa_out.items()
                         if not k.endswith("_params")})
         return out
@@ -478,19 +498,19 @@ class Trainer:
         bar = self._bar()
         token_budget = self.train.get("tokens")
         log_every = int(self.train.get("log_every") or 10)
-        self.prefetch = Prefetcher(self._batch, self.step, pin=self.rt.device.type == "cuda")
+        self.feed = self.rt.feed(self._batch, self.step)
         try:
             return self._loop(interrupt, bar, log_every, token_budget)
         finally:
-            self.prefetch.close()
-            self.prefetch = None
+            self.feed.close()
+            self.feed = None
             if bar is not None:
                 bar.close()
 
     def _loop(self, interrupt: Interrupt, bar: Any, log_every: int,
               token_budget: Any) -> dict[str, Any]:
         rt = self.rt
-        window_loss, window_tokens, last_row = None, None, {}
+        window_tokens, last_row = None, {}
         last_log = time.time()
         tokens_at_log = self.tokens
         while self.step < self.total or (token_budget is not None
@@ -499,8 +519,7 @@ class Trainer:
                 self.save_checkpoint()
                 raise RunStopped("interrupted", f"interrupted at step {self.step} "
                                  "(a checkpoint was saved; run again to resume)")
-            loss_sum, n_tok = self.train_step(self.step)
-            window_loss = loss_sum if window_loss is None else window_loss + loss_sum
+            window_loss, n_tok = self.train_step(self.step)
             window_tokens = n_tok + (window_tokens or 0)
             self.step += 1
             if self.circuits is not None:
@@ -514,7 +533,7 @@ class Trainer:
                 if not math.isfinite(train_loss):
                     raise RunStopped("failed", f"the training loss became {train_loss} at step "
                                      f"{self.step}; lower the learning rate or clip gradients")
-                window_loss = window_tokens = None
+                self.window = window_tokens = None
                 now = time.time()
                 tps = (self.tokens - tokens_at_log) / max(now - last_log, 1e-9)
                 last_log, tokens_at_log = now, self.tokens
@@ -559,7 +578,7 @@ class Trainer:
         final = self.path / "final"
         tmp = self.path / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model = self.model_raw
+        model = self.rt.host_model(self.model_raw)
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(tmp / "adapter"))
             import copy

@@ -67,11 +67,11 @@ class Race:
     def advance(self, tr: Trainer, lr: float) -> dict[str, Any] | None:
         window, labels = None, 0
         for _ in range(self.interval):
-            loss, n = tr.train_step(tr.step)
+            window, n = tr.train_step(tr.step)  # the loss summed on the device since the read
             tr.step += 1
-            window = loss if window is None else window + loss
             labels += n
         train_loss = tr.rt.read(window) / max(labels, 1)
+        tr.window = None
         if not math.isfinite(train_loss):
             self.failed[lr] = f"loss became {train_loss} at step {tr.step}"
             return None
