@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -53,6 +54,30 @@ def test_check_backend_override() -> None:
     assert r.returncode == 1 and "backend-unsupported" in r.stderr
     r = run("check", "--backend", "tpu", "specs/quickstart.exp")
     assert r.returncode == 1 and 'unknown backend "tpu"' in r.stderr
+
+
+def test_xla_lowering_fixes_the_shape_policy_in_the_plan() -> None:
+    r = run("explain", "specs/quickstart.exp", "train.shapes", "--backend", "xla")
+    assert r.returncode == 0 and "= \"fixed\"" in r.stdout
+    assert "from: backend xla needs static shapes" in r.stdout
+    r = run("explain", "specs/quickstart.exp", "train.drop_last", "--backend", "xla")
+    assert "= true" in r.stdout
+    assert "= \"auto\"" in run("explain", "specs/quickstart.exp", "train.shapes").stdout
+    xla = json.loads(run("plan", "--json", "--backend", "xla", "specs/quickstart.exp").stdout
+                     .splitlines()[0])
+    cpu = json.loads(run("plan", "--json", "specs/quickstart.exp").stdout.splitlines()[0])
+    assert xla != cpu  # the XLA run is a different run (its own hash and directory)
+
+
+def test_run_on_xla_without_its_environment_says_how_to_get_it(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    if importlib.util.find_spec("torch_xla") is not None:
+        pytest.skip("torch_xla is installed here")
+    r = run("run", "specs/quickstart.exp", "--backend", "xla", "--profile", "smoke", "--root",
+            str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "the xla backend is not available" in r.stderr
+    assert "backends/xla-env.sh" in r.stderr
 
 
 def test_fmt_writes_and_checks(tmp_path: Path) -> None:

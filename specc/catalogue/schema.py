@@ -40,8 +40,8 @@ TRAIN: Final[tuple[Param, ...]] = (
     P("compile", T.BOOL, "false", "torch.compile the step (CUDA/CPU)"),
     P("devices", T.INT, "1", "devices (data parallel when > 1)", **_POS_INT),
     P("strategy", T.Enum(("auto", "single", "ddp", "fsdp", "fsdp2")), "auto",
-      "how devices share work: ddp replicates; fsdp shards (FSDP2 on CPU/CUDA, FSDPv2 on XLA); "
-      "fsdp2 is torch's fully_shard only"),
+      "how devices share work: ddp replicates the model; fsdp shards it (FSDPv2 on XLA); fsdp2 "
+      "asks for torch's fully_shard (not implemented yet)"),
     P("shapes", T.Enum(("auto", "dynamic", "fixed", "buckets")), "auto",
       "sequence shapes: auto is dynamic on CPU/CUDA and fixed on XLA"),
     P("buckets", T.ListOf(T.INT), "[]",

@@ -136,7 +136,8 @@ def _plan_json(plan: Any) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    result = compile_file(args.file, profile=args.profile, stop_after="check")
+    result = compile_file(args.file, profile=args.profile, backend=args.backend,
+                          stop_after="check")
     _emit(result, False)
     if result.program is None or not result.ok:
         return EXIT_DIAG

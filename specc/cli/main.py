@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("file")
     e.add_argument("name", help="experiment.path, e.g. quickstart.train.batch, or a path")
     e.add_argument("--profile")
+    e.add_argument("--backend", help="as lowered for this backend (e.g. xla's shape policy)")
 
     k = sub.add_parser("components", help="list the component catalogue")
     k.add_argument("--json", action="store_true")

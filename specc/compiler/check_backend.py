@@ -36,11 +36,10 @@ class Capabilities:
 # packages hold the same records (a test keeps them equal) so `check` never imports torch.
 BUILTIN: dict[str, Capabilities] = {
     "cpu": Capabilities(name="cpu", precisions=("auto", "fp32", "bf16"),
-                        strategies=("auto", "single", "ddp", "fsdp", "fsdp2"),
-                        attention=("auto", "sdpa", "eager"),
+                        strategies=("auto", "single", "ddp"), attention=("auto", "sdpa", "eager"),
                         shapes=("auto", "dynamic", "fixed", "buckets")),
     "cuda": Capabilities(name="cuda", precisions=("auto", "fp32", "bf16", "fp16"),
-                         strategies=("auto", "single", "ddp", "fsdp", "fsdp2"),
+                         strategies=("auto", "single", "ddp"),
                          attention=("auto", "sdpa", "eager", "flash"),
                          shapes=("auto", "dynamic", "fixed", "buckets")),
     "xla": Capabilities(name="xla", precisions=("auto", "fp32", "bf16"),
@@ -64,6 +63,10 @@ _HELP = {
     ("xla", "train.strategy"): "FSDP2 (torch's fully_shard) does not run on XLA; use strategy = "
                                "fsdp, which lowers to FSDPv2 (SPMD sharding) there",
     ("cpu", "train.precision"): "fp16 autocast is CUDA-only; use bf16 or fp32 on the CPU",
+    ("cpu", "train.strategy"): "sharded training (FSDP2) is not implemented on the torch "
+                               "backend yet; use strategy = ddp, or fsdp on XLA",
+    ("cuda", "train.strategy"): "sharded training (FSDP2) is not implemented on the torch "
+                                "backend yet; use strategy = ddp, or fsdp on XLA",
     ("xla", "train.compile"): "XLA always compiles the step; remove `compile = true`",
 }
 

@@ -479,6 +479,7 @@ class Trainer:
             finally:
                 for (_, p), s in zip(self.named, saved, strict=True):
                     p.copy_(s)
+                self.rt.boundary()  # the restore is its own graph, not part of the next one
 
     def _stop_condition(self, values: dict[str, float]) -> bool:
         cond = self.train.get("stop_when")
