@@ -34,6 +34,31 @@ def test_circuit_lora_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.slow
+def test_circuit_lora_compositional_smoke(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    specs = _copy_specs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    spec = specs / "circuit_lora_compositional.exp"
+    assert main(["run", str(spec), "--profile", "smoke", "--quiet"]) == 0
+    runs = [p for p in (tmp_path / "runs" / "circuit_lora_compositional").iterdir()
+            if p.is_dir()]
+    assert len(runs) == 9
+    unions = [r for r in runs if (r / "circuits" / "union-base.json").exists()]
+    assert len(unions) == 3  # the union_aware seeds
+    for r in unions:
+        alloc = json.loads((r / "allocation.json").read_text())
+        assert alloc["subtasks"] == ["add_sub", "mul_div"] and len(alloc["critical_layers"]) == 2
+        union = json.loads((r / "circuits" / "union-base.json").read_text())
+        assert union["subtasks"] == ["add_sub", "mul_div"]
+        # the composite task's own circuit was never discovered for these runs
+        assert not (r / "circuits" / "base.json").exists()
+        for name in ("add_sub", "mul_div"):
+            assert (r / "circuits" / f"subtask-{name}-probe.json").exists()
+    composite = [r for r in runs if (r / "circuits" / "probe.json").exists()]
+    assert len(composite) == 3
+
+
+@pytest.mark.slow
 def test_cbs_tiny_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     specs = _copy_specs(tmp_path)
     monkeypatch.chdir(tmp_path)

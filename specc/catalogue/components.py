@@ -133,7 +133,8 @@ CATALOGUE: Final[tuple[Component, ...]] = (
               members=_PAIRS),
     Component("compositional", "data", "compositional task (x op1 y) op2 z", (
         P("inner", T.ListOf(T.Enum(("+", "-"))), '["+", "-"]', "inner operators"),
-        P("outer", T.ListOf(T.Enum(("+", "-", "*"))), '["*"]', "outer operators"),
+        P("outer", T.ListOf(T.Enum(("+", "-", "*", "/"))), '["*"]',
+          "outer operators (/ is exact division)"),
         P("max", _INT, "20", "operand bound", lo=2), P("train", _INT, "4500", "", lo=1),
         P("test", _INT, "500", "", lo=1),
         P("corrupt", T.optional(T.Kind("corruption")), "none", "corruption"), _SEED),
@@ -203,7 +204,11 @@ CATALOGUE: Final[tuple[Component, ...]] = (
                  "two-level ranks, or the exponential-percentile allocation"),
                P("include_input", _BOOL, "true", "count input-node edges to layer 0"),
                P("normalize", _BOOL, "false", "normalize both circuits' scores"),
-               P("targets", _LORA_TARGETS, "all_linear", "modules that get adapters"))),
+               P("targets", _LORA_TARGETS, "all_linear", "modules that get adapters"),
+               P("subtasks", T.ListOf(T.Kind("data")), "[]",
+                 "compositional tasks: the union of these subtasks' circuits (mean score on "
+                 "shared edges, truncated to the composite circuit's edge count) picks the "
+                 "critical layers, instead of the task's own circuit"))),
     Component("random_layers_lora", "policy", "control: critical layers chosen at random",
               (P("count", _INT, "5", "number of random critical layers", lo=1),
                P("rank_other", _INT, "16", "rank elsewhere", lo=1),

@@ -117,17 +117,26 @@ def _linear(hi: int) -> Gen:
 
 
 def _compositional(inner: list[str], outer: list[str], hi: int) -> Gen:
+    """(x op1 y) op2 z with operands below ``hi``; a division is exact (the bracket is a
+    multiple of z)."""
+
     def gen(rng: random.Random) -> tuple[str, str, Any]:
-        x, y, z = rng.randint(0, hi - 1), rng.randint(0, hi - 1), rng.randint(1, hi - 1)
         op1, op2 = rng.choice(inner), rng.choice(outer)
-        if op1 == "-" and x < y:
-            x, y = y, x
+        z = rng.randint(1, hi - 1)
+        if op2 == "/":  # pick the quotient, then operands whose bracket is quotient * z
+            most = 2 * (hi - 1) if op1 == "+" else hi - 1
+            left = z * rng.randint(0, most // z)
+            if op1 == "+":
+                y = rng.randint(max(0, left - (hi - 1)), min(hi - 1, left))
+                x = left - y
+            else:
+                y = rng.randint(0, hi - 1 - left)
+                x = left + y
+        else:
+            x, y = rng.randint(0, hi - 1), rng.randint(0, hi - 1)
+            if op1 == "-" and x < y:
+                x, y = y, x
         left = x + y if op1 == "+" else x - y
-        if op2 == "/":
-            left = left - left % z
-            x = left + y if op1 == "-" else left - y
-            if x < 0:
-                x, left = y, y + y if op1 == "+" else 0
         value = {"+": left + z, "-": left - z, "*": left * z, "/": left // z}[op2]
 
         def other(r: random.Random) -> str | None:

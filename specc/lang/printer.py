@@ -142,8 +142,11 @@ class Printer:
                     self._line(one, indent, end)
                 else:
                     self.out.append(INDENT * indent + "zip(")
+                    self.last_line = s.span.line
                     for a in s.axes:
-                        self._emit_comments(a.span.line, indent + 1, block_start=False)
+                        # comments inside an axis (before its last line) go above it, so the
+                        # zip stays multi-line when printed again
+                        self._emit_comments(a.span.end_line, indent + 1, block_start=False)
                         self._line(self.axis(a, indent + 1) + ",", indent + 1, a.span.end_line)
                     self._line(")", indent, end)
             case S.Block():

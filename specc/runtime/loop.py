@@ -145,7 +145,10 @@ class CircuitWatch:
                     isinstance(m, dict) and m.get("component") in circuit_methods
                     for m in c["measure"]):
                 every = int(c["every"])
-        needs_base = wants or every or cfg["policy"].get("component") == "circuit_lora"
+        policy = cfg["policy"]
+        # circuit_lora starts from the task's base circuit, unless subtask circuits stand in
+        needs_base = wants or every or (policy.get("component") == "circuit_lora"
+                                        and not policy.get("subtasks"))
         if not needs_base:
             return None
         from specc.circuits.allocate import circuit_config
@@ -249,7 +252,8 @@ class Trainer:
                 from specc.circuits.allocate import allocate
 
                 ranks = allocate(model, self.data, self.cfg, self.path, rt.device,
-                                 before=self.circuits.base if self.circuits else None)
+                                 before=self.circuits.base if self.circuits else None,
+                                 build_data=self._subtask_data)
                 model = policies.layered_lora(model, self.cfg["policy"], ranks)
             else:
                 model = policies.apply_policy(model, self.cfg["policy"], steps)
@@ -281,6 +285,12 @@ class Trainer:
         every = int(self.train.get("checkpoint_every") or 0)
         self.ckpt_every = every if every > 0 else self.eval_every
         del torch
+
+    def _subtask_data(self, cfg: dict[str, Any]) -> Any:
+        """A subtask's data (compositional circuit_lora), with this run's vocabulary."""
+        seed = int(self.cfg.get("seed", 0))
+        with stage(f"data {cfg.get('name', '')}", self.spans.get("policy")):
+            return D.build_data(cfg, self.vocab, self.context, self.base, seed)
 
     # ------------------------------------------------------------ checkpoints
     def _ckpt_root(self) -> Path:
