@@ -90,6 +90,9 @@ def experiments(draw: st.DrawFn) -> tuple[str, dict[str, list[str]]]:
                                                              max_size=3, unique=True))]
     if draw(st.booleans()):
         axes["lr"] = draw(st.lists(_lr, min_size=1, max_size=3, unique=True))
+    if draw(st.booleans()):  # a member of a component: the template shares the component
+        axes["train.optimizer.weight_decay"] = draw(
+            st.lists(st.sampled_from(["0", "0.01", "0.1"]), min_size=1, max_size=3, unique=True))
     lr = "lr" if "lr" in axes else draw(_lr)
     steps = draw(st.integers(1, 500))
     lines = [
@@ -156,6 +159,14 @@ def test_grid_expansion_is_the_product_of_the_axes(
     expected = math.prod(len(v) for v in axes.values()) if axes else 1
     assert len(runs) == ep.count == expected
     assert len({r.hash for r in runs}) == expected, "every run has its own hash"
+    # every run keeps its own configuration once all are materialized (none writes into another)
+    from specc.compiler.plan import config_hash
+
+    assert all(config_hash(r.config) == r.hash for r in runs)
+    for r in runs:
+        if "train.optimizer.weight_decay" in axes:
+            assert r.config["train"]["optimizer"]["weight_decay"] == \
+                r.bindings["train.optimizer.weight_decay"]
     combos = {tuple(str(r.bindings[k]) for k in axes) for r in runs}
     wanted = {tuple(str(specc.syntax and _num(x)) for x in c)
               for c in itertools.product(*axes.values())}

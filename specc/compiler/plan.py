@@ -272,9 +272,13 @@ def resolve_config(exp: ir.Experiment, program: ir.Program,
 
 
 def _put(out: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``path`` in ``out``, copying each dict on the way: the template's static values are
+    shared by every run, so a swept member (``train.optimizer.lr``) must never write into them."""
     parts = path.split(".")
     for p in parts[:-1]:
-        out = out.setdefault(p, {})
+        child = out.get(p)
+        out[p] = child = dict(child) if isinstance(child, dict) else {}
+        out = child
     out[parts[-1]] = value
 
 
