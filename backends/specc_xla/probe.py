@@ -40,7 +40,10 @@ def _metrics(on_xla: bool) -> dict[str, Any]:
 
 
 def probe(spec: Path, backend_name: str, profile: str | None, steps: int,
-          warmup: int) -> dict[str, Any]:
+          warmup: int, resume_at: int | None = None) -> dict[str, Any]:
+    """Train ``steps`` steps reading the loss each step; with ``resume_at``, save a checkpoint
+    at that step and go on in a new trainer resumed from it (what `specc run` does after a
+    Ctrl-C), so the two halves can be compared with an uninterrupted probe."""
     from specc.backend import load_backend
     from specc.compiler.pipeline import compile_file
     from specc.runtime.loop import Trainer
@@ -64,6 +67,15 @@ def probe(spec: Path, backend_name: str, profile: str | None, steps: int,
             for step in range(steps):
                 if step == warmup:
                     at_warmup = _metrics(on_xla)
+                if step == resume_at:
+                    trainer.save_checkpoint()
+                    trainer.feed.close()
+                    trainer = Trainer(run.config, Path(tmp) / "run", rt, spans={},
+                                      base_dir=spec.parent, store_root=Path(tmp),
+                                      progress=False)
+                    trainer.build()
+                    assert trainer.resume() and trainer.step == step
+                    trainer.feed = rt.feed(trainer._batch, step)
                 t0 = time.perf_counter()
                 window, n_labels = trainer.train_step(step)
                 trainer.step += 1
@@ -102,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--resume-at", type=int, help="checkpoint at this step and resume from it")
     args = ap.parse_args(argv)
-    out = probe(args.spec, args.backend, args.profile, args.steps, args.warmup)
+    out = probe(args.spec, args.backend, args.profile, args.steps, args.warmup, args.resume_at)
     print(json.dumps(out))
     return 0
 

@@ -58,8 +58,85 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
         program = run_pass(program, out)
     if out.has_errors or stop_after == "check":
         return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program)
+    program = _pin_checkpoints(program, loaded, profile, backend)
     return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program,
                   plan=build_plan(program))
+
+
+# Note [Pinned checkpoints]: `checkpoint(pretrain)` names another experiment's result. Before
+# planning, the compiler plans that experiment as it is defined now (with the same profile when
+# it has one) and pins its run hashes into the checkpoint (`runs = [...]`). So a fine-tune's hash
+# changes when its base model's definition does, `specc run` trains the dependency when its
+# current run is not finished, and a stale result of an older definition is never used.
+_PINNING: set[tuple[str, str]] = set()  # (file, experiment) being planned: a cycle stays unpinned
+_MAX_PINNED = 1000
+
+
+def _pin_checkpoints(program: ir.Program, loaded: Loaded, profile: str | None,
+                     backend: str | None) -> ir.Program:
+    hashes: dict[str, list[str] | None] = {}
+
+    def runs_of(name: str) -> list[str] | None:
+        if name not in hashes:
+            hashes[name] = _dependency_runs(loaded, name, profile, backend)
+        return hashes[name]
+
+    def pin(v: ir.Value) -> ir.Value:
+        match v:
+            case ir.Comp(name="checkpoint", args=args):
+                exp = next((a.value for a in args if a.name == "experiment"), None)
+                found = runs_of(exp.name) if isinstance(exp, ir.Ref) else None
+                if found is None:
+                    return v
+                pinned = ir.ListV(items=tuple(ir.Const(value=h) for h in found))
+                rest = tuple(a for a in args if a.name != "runs")
+                return attrs.evolve(v, args=(*rest, ir.ArgV(name="runs", value=pinned,
+                                                            default=True)))
+            case ir.ListV(items=items) | ir.TupleV(items=items):
+                return attrs.evolve(v, items=tuple(pin(i) for i in items))
+        return v
+
+    experiments = []
+    for exp in program.experiments:
+        decls = tuple(attrs.evolve(d, value=pin(d.value)) for d in exp.decls)
+        fields = tuple(attrs.evolve(f, value=pin(f.value)) for f in exp.fields)
+        sweep = exp.sweep
+        if sweep is not None:
+            axes = tuple(attrs.evolve(a, values=tuple(pin(x) for x in a.values))
+                         for a in sweep.axes)
+            sweep = attrs.evolve(sweep, axes=axes)
+        experiments.append(attrs.evolve(exp, decls=decls, fields=fields, sweep=sweep))
+    return attrs.evolve(program, experiments=tuple(experiments))
+
+
+def _dependency_runs(loaded: Loaded, name: str, profile: str | None,
+                     backend: str | None) -> list[str] | None:
+    """The run hashes of experiment ``name`` as currently defined (None: not found, a cycle,
+    an error in it, or a search, whose trials are not known before it runs)."""
+    from specc.lang import syntax as S
+
+    path = next((p for p, m in loaded.modules.items()
+                 if any(isinstance(i, S.Experiment) and i.name == name for i in m.items)), None)
+    if path is None or (path, name) in _PINNING:
+        return None
+    _PINNING.add((path, name))
+    try:
+        dep = compile_file(path, profile=profile, backend=backend)
+        if not dep.ok and profile is not None:  # the dependency may not define the profile
+            dep = compile_file(path, backend=backend)
+    finally:
+        _PINNING.discard((path, name))
+    if dep.plan is None:
+        return None
+    for ep in dep.plan.experiments:
+        if ep.experiment.name == name and ep.experiment.search is None:
+            out = []
+            for run in ep.runs():
+                out.append(run.hash)
+                if len(out) > _MAX_PINNED:
+                    return None
+            return out
+    return None
 
 
 def compile_file(path: str | Path, **kw: object) -> Result:

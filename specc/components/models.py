@@ -136,15 +136,21 @@ def load_pretrained(source: str, base: Path, revision: str | None, attention: st
 
 
 def checkpoint_dir(cfg: dict[str, Any], store_root: Path) -> Path:
-    """The final model directory of another experiment's finished run."""
+    """The final model directory of another experiment's finished run: one of the runs the
+    compiler pinned (Note [Pinned checkpoints] in specc/compiler/pipeline.py), so never the
+    result of an older definition of that experiment."""
     from specc.store.runs import finished_runs
 
     exp = cfg["experiment"]["ref"] if isinstance(cfg["experiment"], dict) else cfg["experiment"]
     runs = finished_runs(store_root, exp)
+    pinned = cfg.get("runs")
+    if pinned is not None:
+        runs = [r for r in runs if r.name in set(pinned)]
     if cfg.get("run"):
         runs = [r for r in runs if r.name.startswith(str(cfg["run"]))]
     if not runs:
-        msg = f'experiment "{exp}" has no finished run in {store_root}; run it first'
+        msg = (f'experiment "{exp}" has no finished run of its current definition in '
+               f"{store_root}; run it first")
         raise SpeccError(msg)
     if len(runs) > 1 and not cfg.get("run"):
         names = ", ".join(r.name for r in runs)

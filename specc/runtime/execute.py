@@ -140,13 +140,21 @@ class Runner:
             return EXIT_OK
         ref = model.get("experiment")
         name = ref.get("ref") if isinstance(ref, dict) else None
-        if not name or finished_runs(self.root, name):
+        if not name:
+            return EXIT_OK
+        done = finished_runs(self.root, name)
+        pinned = model.get("runs")  # Note [Pinned checkpoints]
+        if pinned is not None:
+            done = [r for r in done if r.name in set(pinned)]
+        if model.get("run"):
+            done = [r for r in done if r.name.startswith(str(model["run"]))]
+        if done:
             return EXIT_OK
         file = self._file_defining(name)
         if file is None:
             return EXIT_OK
-        self.say(f"{exp.name} starts from checkpoint({name}), which has no finished run: "
-                 f"running {name} first")
+        self.say(f"{exp.name} starts from checkpoint({name}), which has no finished run of "
+                 f"its current definition: running {name} first")
         profile = self.args.profile
         dep = compile_file(file, backend=self.args.backend, profile=profile)
         if not dep.ok and profile is not None:  # the dependency may not define the profile

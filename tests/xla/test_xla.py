@@ -33,11 +33,13 @@ def _env() -> dict[str, str]:
 
 
 @functools.cache
-def probe(backend: str, profile: str | None) -> dict[str, Any]:
+def probe(backend: str, profile: str | None, resume_at: int | None = None) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "specc_xla.probe", str(SPEC), "--backend", backend,
            "--steps", str(STEPS), "--warmup", str(WARMUP)]
     if profile:
         cmd += ["--profile", profile]
+    if resume_at is not None:
+        cmd += ["--resume-at", str(resume_at)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=ROOT,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -95,6 +97,13 @@ def test_four_devices_match_one(profile: str) -> None:
     assert "4 devices" in many["device"]
     assert max_rel(many["losses"], one["losses"]) <= 1e-4
     assert many["eval"]["loss"] == pytest.approx(one["eval"]["loss"], rel=1e-4)
+
+
+def test_checkpoint_and_resume_continue_the_same_trajectory() -> None:
+    """A checkpoint saved from the device (copied to the host) and loaded back into a fresh
+    XLA trainer: the resumed steps are the steps an uninterrupted run takes."""
+    straight, resumed = probe("xla", None), probe("xla", None, resume_at=10)
+    assert max_rel(resumed["losses"], straight["losses"]) <= 1e-5
 
 
 def _script(body: str) -> subprocess.CompletedProcess[str]:
