@@ -241,6 +241,21 @@ def test_checkpoint_dependency_runs_first(tmp_path: Path,
     assert main(["run", str(follow), "--root", str(root), "--quiet"]) == 0
     assert "running tiny first" in capsys.readouterr().out
     assert run_dirs(root, "tiny") and run_dirs(root, "follow")
+    [first] = run_dirs(root, "follow")
+    # A new definition of the dependency is a new dependency: it is trained, and the follower
+    # is a new run that starts from it (never from the old definition's result).
+    spec(tmp_path, budget="steps = 7")
+    assert main(["run", str(follow), "--root", str(root), "--quiet"]) == 0
+    assert "running tiny first" in capsys.readouterr().out
+    tiny_runs = run_dirs(root, "tiny")
+    assert len(tiny_runs) == 2
+    [second] = [r for r in run_dirs(root, "follow") if r != first]
+    base = manifest(second)["config"]["model"]  # type: ignore[index]
+    [newest] = [r for r in tiny_runs if manifest(r)["config"]["train"]["steps"] == 7]  # type: ignore[index]
+    assert base["runs"] == [newest.name]  # type: ignore[index]
+    # and running it again finds everything finished
+    assert main(["run", str(follow), "--root", str(root), "--quiet"]) == 0
+    assert "running tiny first" not in capsys.readouterr().out
 
 
 # peft's AdaLoRA stores its allocated ranks under `.lora_E` keys and warns about them on load.

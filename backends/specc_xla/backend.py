@@ -6,7 +6,8 @@ What it lowers to (../shared/research/backends_distributed.md section 1):
   by the plan's shape policy, so a host read inside it or an unforeseen shape is an error;
 - batches come through `MpDeviceLoader` (background upload; under SPMD sharded on the batch
   dimension as they are sent);
-- the loss is summed on the device inside the step and read only at log boundaries;
+- the loss is summed on the device inside the step and read only at log boundaries, through a
+  step closure;
 - several devices are one process with an SPMD mesh `(fsdp, model) = (n, 1)`: data parallel
   replicates the parameters (the compiler inserts the gradient all-reduce), `strategy = fsdp`
   wraps the model in FSDPv2 (parameters sharded over the `fsdp` axis);
@@ -248,7 +249,16 @@ class XlaRuntime:
 
     # -- host readback
     def read(self, value: Any) -> float:
-        return float(value.item())  # a materialized value: one transfer, no compilation
+        """A value on the host, read by a step closure at a step boundary: the loss window is
+        the output of the last compiled step (already materialized), so this is one transfer
+        and never a compilation."""
+        import torch_xla
+        import torch_xla.core.xla_model as xm
+
+        box: list[float] = []
+        xm.add_step_closure(lambda v: box.append(float(v.item())), args=(value,))
+        torch_xla.sync()  # nothing pending to compile: it runs the closures
+        return box[0]
 
     def host(self, state: Any) -> Any:
         """A state dict with every XLA tensor copied to the host (never save XLA tensors)."""

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from specc.circuits.attribute import step_boundary
 from specc.circuits.circuit import Circuit, critical_layers, edge_change, per_layer, union
 from specc.circuits.discover import discover
 from specc.diagnostics import SpeccError
@@ -48,6 +49,7 @@ def probe_finetune(model: Any, data: Any, policy: dict[str, Any], train: dict[st
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        step_boundary(device)
     return probe.merge_and_unload()
 
 

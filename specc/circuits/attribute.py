@@ -49,6 +49,15 @@ def batches(pairs: Sequence[Pair], size: int) -> list[tuple[Any, Any, Any]]:
     return out
 
 
+def step_boundary(device: Any) -> None:
+    """On an XLA device, cut the lazily traced graph here (one small graph per batch, compiled
+    once per shape); elsewhere nothing: eager devices run each op as it comes."""
+    if getattr(device, "type", None) == "xla":
+        import torch_xla
+
+        torch_xla.sync()
+
+
 class Attributor:
     """Scores every edge of a model's graph on clean/corrupted pairs."""
 
@@ -63,6 +72,9 @@ class Attributor:
         self.n = sum(len(b[0]) for b in self.batches)
         self.mask = self.cm.graph.upstream().to(self.device)
         self.torch = torch
+
+    def _cut(self) -> None:
+        step_boundary(self.device)
 
     def _runs(self, clean: Any, corrupt: Any) -> tuple[Any, Any, Any]:
         with self.torch.no_grad():
@@ -86,6 +98,7 @@ class Attributor:
             clean_last, _, dz, corrupt_last = self._runs(clean, corrupt)
             g = self._grads(clean, clean_last, answer, corrupt_last.argmax(-1), None)
             scores += self.torch.einsum("ubtd,vbtd->uv", dz, g)
+            self._cut()
         return (scores / self.n) * self.mask
 
     def eap_ig(self, steps: int = 5, endpoints: str = "paper") -> Any:
@@ -103,7 +116,9 @@ class Attributor:
             for k in ks:
                 g = self._grads(clean, clean_last, answer, top, e_p + (k / steps) * (e_c - e_p))
                 total = g if total is None else total + g
+                self._cut()
             scores += self.torch.einsum("ubtd,vbtd->uv", dz, total) / steps
+            self._cut()
         return (scores / self.n) * self.mask
 
     def exact(self) -> Any:
@@ -123,6 +138,7 @@ class Attributor:
                     probes[v] = 0
                     value = self.metric(logits[:, -1].float(), clean_last.float(), answer, top)
                     scores[u, v] += value.sum() - base
+                    self._cut()
         return scores / self.n
 
     def faithfulness(self, in_circuit: Any) -> dict[str, float]:

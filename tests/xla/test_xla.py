@@ -78,7 +78,14 @@ def test_fp32_loss_trajectory_matches_the_cpu_backend(profile: str | None) -> No
         assert xla["eval"][key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
 
 
-@pytest.mark.parametrize("profile", [None, "accumulate", "buckets", "lora", "dp", "fsdp"])
+def test_bf16_autocast_runs_in_one_graph_close_to_fp32() -> None:
+    bf16, fp32 = probe("xla", "bf16"), probe("xla", None)
+    rel = max_rel(bf16["losses"], fp32["losses"])
+    assert 1e-7 < rel < 2e-2  # autocast changes the numbers a little, and only a little
+
+
+@pytest.mark.parametrize("profile",
+                         [None, "accumulate", "buckets", "lora", "dp", "fsdp", "bf16"])
 def test_no_compilation_or_fallback_after_warmup(profile: str | None) -> None:
     x = probe("xla", profile)["xla"]
     assert x["after_steps"]["compiles"] == x["at_warmup"]["compiles"], "the step recompiled"
@@ -109,6 +116,29 @@ def test_checkpoint_and_resume_continue_the_same_trajectory() -> None:
 def _script(body: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(body)], capture_output=True,
                           text=True, env=_env(), cwd=ROOT, timeout=300)
+
+
+def test_eap_ig_scores_on_xla_match_the_cpu() -> None:
+    """The circuit code (hook-free gradient probes) runs unchanged on an XLA device."""
+    done = _script("""
+        import json, torch, torch_xla
+        from specc.circuits.attribute import Attributor
+        from tests.test_circuits import _model
+        device = torch_xla.device()  # before any autograd: the engine learns the XLA device
+        model = _model("gpt2").eval()
+        g = torch.Generator().manual_seed(0)
+        pairs = []
+        for _ in range(16):
+            clean = torch.randint(3, 50, (6,), generator=g).tolist()
+            corrupt = clean[:3] + torch.randint(3, 50, (3,), generator=g).tolist()
+            pairs.append((clean, corrupt, int(torch.randint(3, 50, (1,), generator=g))))
+        cpu = Attributor(model, pairs, batch=8).eap_ig(3)
+        xla = Attributor(model.to(device), pairs, batch=8).eap_ig(3).cpu()
+        err = float((xla - cpu).abs().max() / cpu.abs().max())
+        print(json.dumps({"rel": err}))
+    """)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["rel"] < 1e-4
 
 
 def test_an_unforeseen_shape_exceeds_the_graph_budget() -> None:
