@@ -19,6 +19,7 @@ None of the deprecated APIs (`xm.mark_step`, `xm.xla_device`, `xrt_*`) is used.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import random
@@ -185,8 +186,6 @@ class XlaRuntime:
                 first = output[0] if isinstance(output, (tuple, list)) else output
             if hasattr(first, "dim"):
                 xs.mark_sharding(first, mesh, ("fsdp",) + (None,) * (first.dim() - 1))
-
-        import functools
 
         policy = functools.partial(transformer_auto_wrap_policy,
                                    transformer_layer_cls=blocks) if blocks else None

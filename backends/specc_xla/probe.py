@@ -94,12 +94,20 @@ def probe(spec: Path, backend_name: str, profile: str | None, steps: int,
         finally:
             trainer.feed.close()
     steady = times[warmup:]
+    sharding: dict[str, int] = {}
+    if on_xla:  # how the parameters are laid out over the devices
+        import torch_xla
+
+        for p in trainer.model_raw.parameters():
+            spec = torch_xla._XLAC._get_xla_sharding_spec(p) or "none"
+            kind = "replicated" if "replicated" in spec else "none" if spec == "none" else "sharded"
+            sharding[kind] = sharding.get(kind, 0) + 1
     return {
         "backend": backend_name, "device": rt.describe(), "steps": steps, "warmup": warmup,
         "losses": losses, "eval": first_eval,
         "step_s_median": sorted(steady)[len(steady) // 2] if steady else None,
         "first_step_s": times[0] if times else None,
-        "eval_s": [first_eval_s, second_eval_s],
+        "eval_s": [first_eval_s, second_eval_s], "param_sharding": sharding,
         "xla": {"at_warmup": at_warmup, "after_steps": after_steps,
                 "after_first_eval": after_first_eval,
                 "after_second_eval": after_second_eval} if on_xla else None,

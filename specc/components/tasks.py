@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from specc.diagnostics import SpeccError
+
 
 @attrs.frozen
 class Example:
@@ -192,6 +194,11 @@ def splits(cfg: dict[str, Any]) -> dict[str, list[Example]]:
     """Disjoint train and test splits; ``circuit`` is the test split's pairs (as in the paper)."""
     n_train, n_test = int(cfg["train"]), int(cfg["test"])
     every = list(examples(cfg, n_train + n_test, int(cfg.get("seed", 0))))
+    if len(every) < n_train + n_test:
+        msg = (f"{cfg['component']} has only {len(every)} distinct examples with these settings, "
+               f"fewer than train + test = {n_train} + {n_test}; lower train/test or widen the "
+               "task (a larger max, more ops)")
+        raise SpeccError(msg)
     test = every[:n_test]
     train = every[n_test:]
     return {"train": train, "test": test, "validation": test,

@@ -102,6 +102,11 @@ def test_no_compilation_or_fallback_after_warmup(profile: str | None) -> None:
 def test_four_devices_match_one(profile: str) -> None:
     many, one = probe("xla", profile), probe("xla", None)
     assert "4 devices" in many["device"]
+    layout = many["param_sharding"]
+    if profile == "fsdp":  # FSDPv2: the parameters are sharded over the fsdp axis
+        assert layout.get("sharded", 0) > 0
+    else:  # data parallel: every parameter replicated on every device
+        assert layout == {"replicated": sum(layout.values())}
     assert max_rel(many["losses"], one["losses"]) <= 1e-4
     assert many["eval"]["loss"] == pytest.approx(one["eval"]["loss"], rel=1e-4)
 
