@@ -431,6 +431,35 @@ def test_runs_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["report", "nope", "--root", str(root)]) == 2
 
 
+def test_report_of_a_spec_shows_its_current_runs_only(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "runs"
+    s = spec(tmp_path, budget="steps = 10", eval_every=10)
+    assert main(["run", str(s), "--root", str(root), "--quiet"]) == 0
+    [old] = run_dirs(root)
+    spec(tmp_path, budget="steps = 12", eval_every=12)  # a new definition: a new run
+    assert main(["run", str(s), "--root", str(root), "--quiet"]) == 0
+    [new] = [r for r in run_dirs(root) if r != old]
+    capsys.readouterr()
+    assert main(["report", str(s), "--root", str(root), "--out", str(tmp_path / "r")]) == 0
+    text = capsys.readouterr().out
+    assert new.name in text and old.name not in text
+    assert main(["report", str(s), "--root", str(root), "--out", str(tmp_path / "r"),
+                 "--all"]) == 0
+    text = capsys.readouterr().out
+    assert new.name in text and old.name in text
+
+
+def test_a_task_smaller_than_its_splits_is_a_located_error(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    s = spec(tmp_path, data='arithmetic(ops = ["+"], max = 5, train = 100, test = 10)')
+    assert main(["run", str(s), "--root", str(tmp_path / "runs"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "tiny.exp:3:3" in err and "only 25 distinct examples" in err
+    assert "Traceback" not in err
+
+
 def test_every_task_gives_equal_length_clean_corrupt_pairs() -> None:
     from specc.components.data import TaskData
     from specc.components.vocab import NumbersVocab

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("target", help="a run hash (or prefix), a run directory, or a spec")
     rp.add_argument("--root", default="runs")
     rp.add_argument("--out", help="where the HTML report goes")
+    rp.add_argument("--profile", help="a spec's runs under this profile")
+    rp.add_argument("--all", action="store_true",
+                    help="every stored run of the spec's experiments, not only its current plan")
     return p
 
 

@@ -14,7 +14,22 @@ from specc.store.runs import MetricsLog, read_manifest
 _SKIP = {"step", "tokens", "time", "lr"}
 
 
-def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[str]]]:
+def planned(spec: Path, profile: str | None = None) -> dict[str, set[str] | None]:
+    """Per experiment of a spec, the run hashes of its current plan (None: a search or a CBS
+    sweep, whose runs are made as it goes); stale runs of older definitions are left out."""
+    from specc.compiler.pipeline import compile_file
+
+    result = compile_file(spec, profile=profile)
+    out: dict[str, set[str] | None] = {}
+    for ep in result.plan.experiments if result.plan else ():
+        exp = ep.experiment
+        dynamic = exp.search is not None or (exp.sweep is not None and exp.sweep.kind == "cbs")
+        out[exp.name] = None if dynamic else {r.hash for r in ep.runs()}
+    return out
+
+
+def _sweep_sections(target: str, root: Path, out: Path,
+                    plan: dict[str, set[str] | None]) -> list[tuple[str, list[str]]]:
     """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results."""
     p = Path(target)
     if p.suffix != ".exp" or not p.exists():
@@ -25,18 +40,19 @@ def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[
     result = compile_file(p, stop_after="check")
     sections = []
     for exp in result.program.experiments if result.program else ():
+        hashes = plan.get(exp.name)
         if exp.search is not None:
             sections.append(sweeps.search_report(exp, str(p), root, out))
         elif exp.sweep is not None and exp.sweep.kind == "cbs":
             sections.append(sweeps.cbs_report(exp, root, out))
         elif exp.sweep is not None:
-            rows = sweeps.aggregate_grid(exp, root)
+            rows = sweeps.aggregate_grid(exp, root, hashes)
             (out / f"{exp.name}_grid.json").write_text(json.dumps(rows, indent=2))
             sections.append((f"grid {exp.name} (final metrics over seeds):\n"
                              + sweeps.grid_text(rows), []))
         if exp.field("circuit") is not None and not (
                 isinstance(exp.field("circuit"), ir.Const)):
-            sections.append(sweeps.circuit_report(exp, root, out))
+            sections.append(sweeps.circuit_report(exp, root, out, hashes))
     cbs = [e for e in (result.program.experiments if result.program else ())
            if e.sweep is not None and e.sweep.kind == "cbs"]
     scaling = sweeps.cbs_scaling(cbs, root, out)
@@ -45,8 +61,10 @@ def _sweep_sections(target: str, root: Path, out: Path) -> list[tuple[str, list[
     return sections
 
 
-def find_runs(target: str, root: Path) -> list[Path] | None:
-    """Runs named by a hash (or prefix), a run directory, or a spec (all of its experiments)."""
+def find_runs(target: str, root: Path,
+              plan: dict[str, set[str] | None] | None = None) -> list[Path] | None:
+    """Runs named by a hash (or prefix), a run directory, or a spec (its experiments' runs in
+    the current plan, or all of them when ``plan`` is None)."""
     p = Path(target)
     if p.is_dir() and (p / "manifest.json").exists():
         return [p]
@@ -55,8 +73,12 @@ def find_runs(target: str, root: Path) -> list[Path] | None:
 
         result = compile_file(p, stop_after="check")
         names = [e.name for e in result.program.experiments] if result.program else []
-        return [d for n in names for d in sorted((root / n).glob("*"))
-                if (d / "manifest.json").exists()] or ([p] if names else None)
+        found = []
+        for n in names:
+            keep = plan.get(n) if plan is not None else None
+            found += [d for d in sorted((root / n).glob("*"))
+                      if (d / "manifest.json").exists() and (keep is None or d.name in keep)]
+        return found or ([p] if names else None)
     found = [d for d in root.glob("*/*") if d.name.startswith(target)
              and (d / "manifest.json").exists()]
     return found or None
@@ -64,7 +86,9 @@ def find_runs(target: str, root: Path) -> list[Path] | None:
 
 def report_cmd(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    runs = find_runs(args.target, root)
+    is_spec = Path(args.target).suffix == ".exp" and Path(args.target).exists()
+    plan = planned(Path(args.target), getattr(args, "profile", None)) if is_spec else {}
+    runs = find_runs(args.target, root, None if getattr(args, "all", False) else plan)
     runs = [r for r in runs or [] if r.is_dir()] if runs != [Path(args.target)] else []
     if runs is None or (not runs and Path(args.target).suffix != ".exp"):
         print(f"specc: error: no run matches {args.target!r} under {root} "
@@ -72,7 +96,9 @@ def report_cmd(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    sections = _sweep_sections(args.target, root, out)
+    if getattr(args, "all", False):
+        plan = {}
+    sections = _sweep_sections(args.target, root, out, plan)
     for text, _ in sections:
         print(text + "\n")
     rows = [_summary(r) for r in runs]

@@ -24,10 +24,14 @@ def _plt() -> Any:
     return plt
 
 
-def aggregate_grid(exp: ir.Experiment, root: Path) -> list[dict[str, Any]]:
-    """Final metrics per configuration, over its seeds: mean, std and a 95% t interval."""
+def aggregate_grid(exp: ir.Experiment, root: Path,
+                   hashes: set[str] | None = None) -> list[dict[str, Any]]:
+    """Final metrics per configuration, over its seeds: mean, std and a 95% t interval
+    (over the runs in ``hashes``, the spec's current plan, when given)."""
     groups: dict[str, dict[str, Any]] = {}
     for d in sorted((root / exp.name).glob("*/manifest.json")):
+        if hashes is not None and d.parent.name not in hashes:
+            continue
         m = read_manifest(d.parent) or {}
         if m.get("status") != "finished":
             continue
@@ -165,12 +169,15 @@ def cbs_report(exp: ir.Experiment, root: Path, out: Path) -> tuple[str, list[str
     return f"cbs {exp.name}:\n" + render(data), [name]
 
 
-def circuit_report(exp: ir.Experiment, root: Path, out: Path) -> tuple[str, list[str]]:
+def circuit_report(exp: ir.Experiment, root: Path, out: Path,
+                   hashes: set[str] | None = None) -> tuple[str, list[str]]:
     """Circuit-aware LoRA: ranks and edge change per layer per run, and circuit drawings."""
     lines = [f"circuits {exp.name}:"]
     images: list[str] = []
     drawn = False
     for d in sorted((root / exp.name).glob("*/manifest.json")):
+        if hashes is not None and d.parent.name not in hashes:
+            continue
         run = d.parent
         m = read_manifest(run) or {}
         alloc_path = run / "allocation.json"

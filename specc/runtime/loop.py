@@ -251,9 +251,13 @@ class Trainer:
             if self.cfg["policy"].get("component") == "circuit_lora":
                 from specc.circuits.allocate import allocate
 
+                # The adapters start from the random state plain LoRA would see: the probe
+                # fine-tunes' draws must not change the initialization being compared.
+                state = torch.random.get_rng_state()
                 ranks = allocate(model, self.data, self.cfg, self.path, rt.device,
                                  before=self.circuits.base if self.circuits else None,
                                  build_data=self._subtask_data)
+                torch.random.set_rng_state(state)
                 model = policies.layered_lora(model, self.cfg["policy"], ranks)
             else:
                 model = policies.apply_policy(model, self.cfg["policy"], steps)
