@@ -34,9 +34,11 @@ def _metrics(on_xla: bool) -> dict[str, Any]:
     if executions == 0:
         executions, execute_s = data("ExecuteReplicatedTime")
     transfers, _ = data("TransferFromDeviceTime")
+    fallbacks = sorted(met.executed_fallback_ops())
     return {"compiles": compiles, "compile_s": compile_s, "executions": executions,
             "execute_s": execute_s, "transfers_from_device": transfers,
-            "fallback_ops": sorted(met.executed_fallback_ops())}
+            "fallback_ops": fallbacks,
+            "fallback_counts": {op: int(met.counter_value(op) or 0) for op in fallbacks}}
 
 
 def probe(spec: Path, backend_name: str, profile: str | None, steps: int,

@@ -92,10 +92,14 @@ def test_no_compilation_or_fallback_after_warmup(profile: str | None) -> None:
     assert x["after_second_eval"]["compiles"] == x["after_first_eval"]["compiles"], \
         "evaluation recompiled"
     assert set(x["after_second_eval"]["fallback_ops"]) <= READBACK
-    # the probe reads the loss once a step: one device-to-host transfer each, nothing else
+    # the probe reads the loss once a step: one device-to-host transfer each, nothing else,
+    # and the only op XLA runs on the host is that read (`.item()` in the step closure)
     reads = STEPS - WARMUP
     assert x["after_steps"]["transfers_from_device"] - x["at_warmup"]["transfers_from_device"] \
         == reads
+    item = "aten::_local_scalar_dense"
+    assert x["after_steps"]["fallback_counts"][item] - \
+        x["at_warmup"]["fallback_counts"].get(item, 0) == reads
 
 
 @pytest.mark.parametrize("profile", ["dp", "fsdp"])
