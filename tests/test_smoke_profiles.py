@@ -29,7 +29,8 @@ def test_circuit_lora_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert all(json.loads((r / "manifest.json").read_text())["status"] == "finished"
                for r in runs)
     assert sum((r / "allocation.json").exists() for r in runs) == 3  # the circuit_aware seeds
-    assert main(["report", str(specs / "circuit_lora.exp"), "--out", str(tmp_path / "rep")]) == 0
+    assert main(["report", str(specs / "circuit_lora.exp"), "--profile", "smoke", "--out",
+                 str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "circuit_lora_circuit.png").exists()
 
 

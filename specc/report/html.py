@@ -89,6 +89,12 @@ def report_cmd(args: argparse.Namespace) -> int:
     is_spec = Path(args.target).suffix == ".exp" and Path(args.target).exists()
     plan = planned(Path(args.target), getattr(args, "profile", None)) if is_spec else {}
     runs = find_runs(args.target, root, None if getattr(args, "all", False) else plan)
+    if is_spec and not [r for r in runs or [] if r.is_dir()]:
+        stored = [r for r in find_runs(args.target, root) or [] if r.is_dir()]
+        if stored:
+            how = f"profile {args.profile}" if getattr(args, "profile", None) else "no profile"
+            print(f"note: no run of the spec's current plan ({how}) is stored, but {len(stored)} "
+                  "run(s) of other definitions or profiles are: give --profile NAME, or --all")
     runs = [r for r in runs or [] if r.is_dir()] if runs != [Path(args.target)] else []
     if runs is None or (not runs and Path(args.target).suffix != ".exp"):
         print(f"specc: error: no run matches {args.target!r} under {root} "
