@@ -11,7 +11,8 @@ What it lowers to (../shared/research/backends_distributed.md section 1):
 - several devices are one process with an SPMD mesh `(fsdp, model) = (n, 1)`: data parallel
   replicates the parameters (the compiler inserts the gradient all-reduce), `strategy = fsdp`
   wraps the model in FSDPv2 (parameters sharded over the `fsdp` axis);
-- precision: bf16 autocast on TPU, fp32 on PJRT CPU.
+- precision: bf16 autocast on TPU, fp32 on PJRT CPU;
+- on TPU, a persistent compilation cache shared by the processes of a sweep.
 
 None of the deprecated APIs (`xm.mark_step`, `xm.xla_device`, `xrt_*`) is used.
 """
@@ -23,6 +24,7 @@ import functools
 import importlib.util
 import os
 import random
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,6 +85,7 @@ class XlaRuntime:
                 msg = (f"train.devices = {self.devices} but CPU_NUM_DEVICES={have}; unset "
                        "CPU_NUM_DEVICES (specc sets it) or make the two equal")
                 raise SpeccError(msg)
+        self.cache = _compilation_cache()
         import torch_xla
         import torch_xla.runtime as xr
 
@@ -281,6 +284,27 @@ class XlaRuntime:
             import torch_xla.core.xla_model as xm
 
             yield xm.get_memory_info(self.device)["bytes_used"] / 2**20
+
+
+def _compilation_cache() -> str | None:
+    """The persistent compilation cache (brief section 1.6): graphs compiled by one process
+    (a sweep's trial, a resumed run) are loaded, not recompiled, by the next one with the same
+    shapes. SPECC_XLA_CACHE names the folder (default ~/.cache/specc/xla-graphs; empty: off).
+    torch-xla reads the setting when its runtime starts, so this runs before torch_xla loads
+    (what `xr.initialize_cache` does, without needing the runtime imported first). TPU only:
+    PJRT CPU writes the cache but cannot load it back ("Deserializing serialized executable not
+    supported", seen with torch-xla 2.9.0), so there it would only cost disk and warnings."""
+    if os.environ.get("PJRT_DEVICE") != "TPU":
+        return None
+    path = os.environ.get("SPECC_XLA_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "specc", "xla-graphs"))
+    if not path:
+        return None
+    if "torch_xla" not in sys.modules:
+        os.makedirs(path, exist_ok=True)
+        os.environ.setdefault("XLA_PERSISTENT_CACHE_PATH", path)
+        os.environ.setdefault("XLA_PERSISTENT_CACHE_READ_ONLY", "0")
+    return os.environ.get("XLA_PERSISTENT_CACHE_PATH")
 
 
 def _retie(model: Any) -> None:
