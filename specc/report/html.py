@@ -14,35 +14,38 @@ from specc.store.runs import MetricsLog, read_manifest
 _SKIP = {"step", "tokens", "time", "lr"}
 
 
-def planned(spec: Path, profile: str | None = None) -> dict[str, set[str] | None]:
-    """Per experiment of a spec, the run hashes of its current plan (None: a search or a CBS
-    sweep, whose runs are made as it goes); stale runs of older definitions are left out."""
+def _spec(spec: Path, profile: str | None) -> tuple[Any, dict[str, set[str] | None]]:
+    """A spec compiled once: its experiments, and per experiment the run hashes of its current
+    plan (None: a search or a CBS sweep, whose runs are made as it goes)."""
     from specc.compiler.pipeline import compile_file
 
     result = compile_file(spec, profile=profile)
-    out: dict[str, set[str] | None] = {}
+    plan: dict[str, set[str] | None] = {}
     for ep in result.plan.experiments if result.plan else ():
         exp = ep.experiment
         dynamic = exp.search is not None or (exp.sweep is not None and exp.sweep.kind == "cbs")
-        out[exp.name] = None if dynamic else {r.hash for r in ep.runs()}
-    return out
+        plan[exp.name] = None if dynamic else {r.hash for r in ep.runs()}
+    return result, plan
 
 
-def _sweep_sections(target: str, root: Path, out: Path,
+def _spec_runs(root: Path, plan: dict[str, set[str] | None], every: bool) -> list[Path]:
+    """The stored runs of the spec's experiments: those of its current plan, or ``every`` one
+    (older definitions and other profiles included)."""
+    return [d for name, keep in plan.items() for d in sorted((root / name).glob("*"))
+            if (d / "manifest.json").exists() and (every or keep is None or d.name in keep)]
+
+
+def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
                     plan: dict[str, set[str] | None]) -> list[tuple[str, list[str]]]:
-    """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results."""
-    p = Path(target)
-    if p.suffix != ".exp" or not p.exists():
-        return []
-    from specc.compiler.pipeline import compile_file
+    """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results
+    (``plan`` limits grids and circuits to these runs; empty: every stored run)."""
     from specc.report import sweeps
 
-    result = compile_file(p, stop_after="check")
     sections = []
-    for exp in result.program.experiments if result.program else ():
+    for exp in experiments:
         hashes = plan.get(exp.name)
         if exp.search is not None:
-            sections.append(sweeps.search_report(exp, str(p), root, out))
+            sections.append(sweeps.search_report(exp, str(spec), root, out))
         elif exp.sweep is not None and exp.sweep.kind == "cbs":
             sections.append(sweeps.cbs_report(exp, root, out))
         elif exp.sweep is not None:
@@ -53,58 +56,50 @@ def _sweep_sections(target: str, root: Path, out: Path,
         if exp.field("circuit") is not None and not (
                 isinstance(exp.field("circuit"), ir.Const)):
             sections.append(sweeps.circuit_report(exp, root, out, hashes))
-    cbs = [e for e in (result.program.experiments if result.program else ())
-           if e.sweep is not None and e.sweep.kind == "cbs"]
+    cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"]
     scaling = sweeps.cbs_scaling(cbs, root, out)
     if scaling[0]:
         sections.append(scaling)
     return sections
 
 
-def find_runs(target: str, root: Path,
-              plan: dict[str, set[str] | None] | None = None) -> list[Path] | None:
-    """Runs named by a hash (or prefix), a run directory, or a spec (its experiments' runs in
-    the current plan, or all of them when ``plan`` is None)."""
+def find_runs(target: str, root: Path) -> list[Path]:
+    """Runs named by a hash (or a prefix of one) or a run directory."""
     p = Path(target)
     if p.is_dir() and (p / "manifest.json").exists():
         return [p]
-    if p.suffix == ".exp" and p.exists():
-        from specc.compiler.pipeline import compile_file
-
-        result = compile_file(p, stop_after="check")
-        names = [e.name for e in result.program.experiments] if result.program else []
-        found = []
-        for n in names:
-            keep = plan.get(n) if plan is not None else None
-            found += [d for d in sorted((root / n).glob("*"))
-                      if (d / "manifest.json").exists() and (keep is None or d.name in keep)]
-        return found or ([p] if names else None)
-    found = [d for d in root.glob("*/*") if d.name.startswith(target)
-             and (d / "manifest.json").exists()]
-    return found or None
+    return [d for d in root.glob("*/*") if d.name.startswith(target)
+            and (d / "manifest.json").exists()]
 
 
 def report_cmd(args: argparse.Namespace) -> int:
     root = Path(args.root)
-    is_spec = Path(args.target).suffix == ".exp" and Path(args.target).exists()
-    plan = planned(Path(args.target), getattr(args, "profile", None)) if is_spec else {}
-    runs = find_runs(args.target, root, None if getattr(args, "all", False) else plan)
-    if is_spec and not [r for r in runs or [] if r.is_dir()]:
-        stored = [r for r in find_runs(args.target, root) or [] if r.is_dir()]
-        if stored:
-            how = f"profile {args.profile}" if getattr(args, "profile", None) else "no profile"
-            print(f"note: no run of the spec's current plan ({how}) is stored, but {len(stored)} "
-                  "run(s) of other definitions or profiles are: give --profile NAME, or --all")
-    runs = [r for r in runs or [] if r.is_dir()] if runs != [Path(args.target)] else []
-    if runs is None or (not runs and Path(args.target).suffix != ".exp"):
-        print(f"specc: error: no run matches {args.target!r} under {root} "
-              "(give a run hash or prefix, a run directory, or a spec)")
-        return 2
+    spec = Path(args.target)
+    every = bool(getattr(args, "all", False))
+    sections: list[tuple[str, list[str]]] = []
     out = Path(args.out) if args.out else root / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    if getattr(args, "all", False):
-        plan = {}
-    sections = _sweep_sections(args.target, root, out, plan)
+    if spec.suffix == ".exp" and spec.exists():
+        profile = getattr(args, "profile", None)
+        result, plan = _spec(spec, profile)
+        if result.plan is None:
+            print(result.render())
+            return 1
+        runs = _spec_runs(root, plan, every)
+        stored = len(_spec_runs(root, plan, True))
+        if not runs and stored:
+            how = f"profile {profile}" if profile else "no profile"
+            print(f"note: no run of the spec's current plan ({how}) is stored, but {stored} "
+                  "run(s) of other definitions or profiles are: give --profile NAME, or --all")
+        out.mkdir(parents=True, exist_ok=True)
+        sections = _sweep_sections(spec, result.plan.program.experiments, root, out,
+                                   {} if every else plan)
+    else:
+        runs = find_runs(args.target, root)
+        if not runs:
+            print(f"specc: error: no run matches {args.target!r} under {root} "
+                  "(give a run hash or prefix, a run directory, or a spec)")
+            return 2
+        out.mkdir(parents=True, exist_ok=True)
     for text, _ in sections:
         print(text + "\n")
     rows = [_summary(r) for r in runs]
