@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from specc.components.data import DYNAMIC
 from specc.diagnostics import SpeccError
 
 RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match", "trainable_params",
@@ -86,9 +87,7 @@ def _split_stats(data: Any, split: str, batch: int, limit: int | None, forward: 
 
     totals = {"loss_sum": 0.0, "tokens": 0.0, "correct": 0.0, "exact": 0.0, "examples": 0.0}
     acc: dict[str, Any] = {}
-    batches = (data.eval_batches(split, batch, limit) if shapes is None
-               else data.eval_batches(split, batch, limit, shapes))
-    for b in batches:
+    for b in data.eval_batches(split, batch, limit, shapes or DYNAMIC):
         logits, labels = forward(b)
         mask = labels != -100
         flat = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
