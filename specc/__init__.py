@@ -39,10 +39,17 @@ def parse(text: str, file: str = "<input>") -> tuple[syntax.Module | None, list[
 
 
 def _compile(source: str | Path, stop_after: str, **kw: object) -> Result:
-    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".exp")
-                                     and "\n" not in source and Path(source).exists()):
+    if isinstance(source, Path) or _looks_like_path(source):
         return compile_file(source, stop_after=stop_after, **kw)  # type: ignore[arg-type]
     return compile_source(str(source), stop_after=stop_after, **kw)  # type: ignore[arg-type]
+
+
+def _looks_like_path(source: str) -> bool:
+    """A one-line string naming an .exp file (existing or not: a missing file is reported as
+    one, never parsed as spec text) or an existing file."""
+    if "\n" in source or "{" in source:
+        return False
+    return source.strip().endswith(".exp") or Path(source).is_file()
 
 
 def check(source: str | Path, *, backend: str | None = None,

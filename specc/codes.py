@@ -16,6 +16,12 @@ MESSAGES: Final[dict[str, str]] = {
     "import-not-found": 'cannot find imported file "{path}"',
     "import-cycle": "import cycle: {cycle}",
     "io-error": "cannot read {path}: {reason}",
+    "import-refused": 'cannot import "{path}": {reason}',
+    "not-a-file": "{path} is not a regular file",
+    "source-too-large": "{path} is {size:,} bytes; a spec may be at most {limit:,}",
+    "source-not-utf8": "this file is not UTF-8 text: byte {byte} does not decode",
+    "nesting-too-deep": "expressions are nested more than {limit} deep",
+    "number-too-large": "{what} is too large (the limit is {limit})",
     # names
     "unknown-name": 'unknown {kind} "{name}"',
     "duplicate-name": '"{name}" is already defined',
@@ -24,6 +30,8 @@ MESSAGES: Final[dict[str, str]] = {
     "unknown-field": '"{name}" is not a field of {block}',
     "unknown-block": 'unknown block "{name}"',
     "unknown-profile": 'unknown profile "{name}"',
+    "let-cycle": 'let "{name}" is defined in terms of itself',
+    "checkpoint-cycle": "experiments start from each other's checkpoints in a cycle: {cycle}",
     "extends-cycle": "experiments extend each other in a cycle: {cycle}",
     # types and values
     "type-mismatch": "{what} expects {expected}, got {got}",

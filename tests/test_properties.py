@@ -217,3 +217,31 @@ def test_mutated_specs_give_diagnostics_never_exceptions(src: str) -> None:
             ep.cost()
     out, diags = specc.format_source(src)
     assert (out is None) == bool(diags)
+
+
+@st.composite
+def mutated_bytes(draw: st.DrawFn) -> bytes:
+    """A mutated spec as bytes, with stray bytes (often not UTF-8) spliced in."""
+    data = bytearray(draw(mutated()).encode())
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(data)))
+        data[i:i] = draw(st.binary(min_size=1, max_size=3))
+    return bytes(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_bytes())
+def test_mutated_files_through_the_path_api_give_diagnostics(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "mutated.exp"
+        path.write_bytes(data)
+        result = specc.plan(path)
+        for diag in result.diagnostics:
+            assert diag.span.line >= 0 and diag.message
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            assert [x.code for x in result.diagnostics] == ["source-not-utf8"]
+        assert isinstance(result.render(), str)

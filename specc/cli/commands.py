@@ -13,6 +13,7 @@ from specc import diagnostics as dg
 from specc.cli.main import EXIT_DIAG, EXIT_OK, EXIT_USAGE
 from specc.compiler import ir
 from specc.compiler.pipeline import Result, compile_file
+from specc.lang.source import SourceError, read_source
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -55,10 +56,17 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     changed, failed = [], False
     for f in expand(args.files):
         path = Path(f)
+        where = dg.Span(file=f, line=0, col=0, end_line=0, end_col=0)
+        sources = dg.Sources()
         try:
-            text = path.read_text()
-        except OSError as exc:
-            sys.stderr.write(f"{f}: error: cannot read: {exc.strerror}  [io-error]\n")
+            text = read_source(path)
+        except FileNotFoundError as exc:
+            d = dg.make("io-error", where, path=f, reason=exc.strerror or str(exc))
+            sys.stderr.write(dg.render(d, sources) + "\n")
+            failed = True
+            continue
+        except SourceError as exc:
+            sys.stderr.write(dg.render(exc.diagnostic(where, sources), sources) + "\n")
             failed = True
             continue
         out, diags = format_source(text, f)
@@ -98,7 +106,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
           + (f" (profile {args.profile})" if args.profile else ""))
     for ep in plan.experiments:
         cost = ep.cost()
-        print(f"\nexperiment {ep.experiment.name}: {ep.strategy}, {cost.runs} run"
+        bound = "" if ep.count_exact else "at most "
+        print(f"\nexperiment {ep.experiment.name}: {ep.strategy}, {bound}{cost.runs:,} run"
               f"{'s' if cost.runs != 1 else ''}")
         print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} tokens, {cost.flops:.3g} FLOPs"
               + (f", model {ep.experiment.params:,} params" if ep.experiment.params else ""))
@@ -112,7 +121,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         limit = None if args.all else 20
         for shown, run in enumerate(ep.runs()):
             if limit is not None and shown >= limit:
-                print(f"  ... {ep.count - shown:,} more (--all lists them)")
+                print(f"  ... {'at most ' if not ep.count_exact else ''}"
+                      f"{ep.count - shown:,} more (--all lists them)")
                 break
             print(f"  {run.hash}  {run.name}")
     return EXIT_OK
@@ -216,7 +226,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sys.stderr.write("specc: error: say which search experiment to join (--experiment)\n")
         return EXIT_USAGE
     index = args.worker_index if args.worker_index is not None else os.getpid()
-    sweep = Sweep(args.file, exps[0], Path(args.root), storage=args.storage,
+    storage = args.storage or os.environ.get("SPECC_STORAGE") or None
+    sweep = Sweep(args.file, exps[0], Path(args.root), storage=storage,
                   profile=args.profile, backend=args.backend, worker=index)
     ran = sweep.work(log=lambda text: print(text, flush=True))
     print(f"worker {os.getpid()}: ran {ran} trial{'s' if ran != 1 else ''}")

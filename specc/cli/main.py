@@ -63,12 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="rerun finished runs")
     r.add_argument("--experiment", help="only this experiment")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--max-runs", type=int, default=None, metavar="N",
+                   help="refuse a grid of more than N runs (default: 10,000)")
     r.add_argument("--workers", type=int, help="local workers for a search (default: the spec's)")
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
 
     w = sub.add_parser("worker", help="join a search's study and run trials until it is done")
     w.add_argument("file")
-    w.add_argument("--storage", help="the study storage (default: the spec's)")
+    w.add_argument("--storage", help="the study storage (default: $SPECC_STORAGE, then the "
+                   "spec's); prefer the variable for a URL with a password")
     w.add_argument("--experiment", help="the search experiment (default: the only one)")
     w.add_argument("--profile")
     w.add_argument("--backend")

@@ -139,7 +139,7 @@ def _check_policies(exp: ir.Experiment, caps: Capabilities, out: dg.Collector) -
         if f.path == "policy":
             chosen.append((f.value, f.span))
     for axis in exp.sweep.axes if exp.sweep else ():
-        if axis.path == "policy":
+        if axis.path == "policy" and not isinstance(axis.values, ir.ConstRange):
             chosen += [(v, axis.span) for v in axis.values]
     for value, span in chosen:
         decl = exp.decl(value.name) if isinstance(value, ir.Ref) else None

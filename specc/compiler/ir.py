@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any, Union
 
 import attrs
@@ -47,6 +48,40 @@ class RangeV:
     lo: int
     hi: int
     span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class ConstRange:
+    """The values ``lo..hi`` of a range axis, never materialized: ``seed in 0..10^18`` costs
+    two integers (Note [Plan streaming]). Indexing gives ``Const`` values; ``size`` may exceed
+    what ``len()`` can return, so code that sizes an axis uses :func:`axis_size`."""
+
+    lo: int
+    hi: int
+    span: Span = _span()
+
+    @property
+    def size(self) -> int:
+        return max(0, self.hi - self.lo + 1)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> Const:
+        if not 0 <= i < self.size:
+            raise IndexError(i)
+        return Const(value=self.lo + i, span=self.span)
+
+    def __iter__(self) -> Iterator[Const]:
+        return (Const(value=v, span=self.span) for v in range(self.lo, self.hi + 1))
+
+
+def axis_size(values: tuple[Value, ...] | ConstRange) -> int:
+    return values.size if isinstance(values, ConstRange) else len(values)
+
+
+def _axis_values(values: Any) -> tuple[Value, ...] | ConstRange:
+    return values if isinstance(values, ConstRange) else tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -179,7 +214,7 @@ class Axis:
     """One sweep axis; axes sharing a ``zip_group`` advance together."""
 
     path: str
-    values: tuple[Value, ...] = _tuple()
+    values: tuple[Value, ...] | ConstRange = attrs.field(converter=_axis_values, factory=tuple)
     race: bool = False
     when: Value | None = None
     zip_group: int | None = None
@@ -255,9 +290,9 @@ class Program:
 
 _CLASSES: dict[str, type] = {
     c.__name__: c
-    for c in (Const, ListV, TupleV, RangeV, ArgV, Comp, Ref, MemberV, Var, Searched, Op, Directed,
-              Origin, Field, Declaration, CheckResult, Checkpoints, Axis, Sweep, Param, Search,
-              Experiment, Program, Span)
+    for c in (Const, ListV, TupleV, RangeV, ConstRange, ArgV, Comp, Ref, MemberV, Var, Searched,
+              Op, Directed, Origin, Field, Declaration, CheckResult, Checkpoints, Axis, Sweep,
+              Param, Search, Experiment, Program, Span)
 }
 
 

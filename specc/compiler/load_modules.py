@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
@@ -9,6 +10,7 @@ import attrs
 from specc import diagnostics as dg
 from specc.lang import syntax as S
 from specc.lang.parser import parse_text
+from specc.lang.source import SourceError, project_root, read_source
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +43,7 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
     """
     modules: dict[str, S.Module] = {}
     imports: dict[str, tuple[str, ...]] = {}
+    project = project_root(root_file)
 
     def visit(text: str, file: str, stack: list[str]) -> None:
         sources.add(file, text)
@@ -54,8 +57,14 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
         for item in module.items:
             if not isinstance(item, S.Import):
                 continue
-            target = str(Path(file).parent / item.path)
-            target = _display(target)
+            target = _display(str(Path(file).parent / item.path))
+            if Path(os.path.realpath(target)) != project and project not in Path(
+                    os.path.realpath(target)).parents:
+                out.error("import-refused", item.span, path=item.path,
+                          reason=f"it lies outside the project folder {project}",
+                          help="imports stay inside the folder holding .git, pyproject.toml "
+                               "or specc.toml above the spec")
+                continue
             if target in stack:
                 cycle = " -> ".join([*stack[stack.index(target):], target])
                 out.error("import-cycle", item.span, cycle=cycle)
@@ -64,13 +73,13 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
             if target in modules:
                 continue
             try:
-                child = Path(target).read_text()
+                child = read_source(target, imported=True)
             except FileNotFoundError:
                 out.error("import-not-found", item.span, path=item.path,
                           help=f"looked for {target}; paths are relative to {file}")
                 continue
-            except OSError as exc:
-                out.error("io-error", item.span, path=target, reason=exc.strerror)
+            except SourceError as exc:
+                out.add(exc.diagnostic(item.span, sources))
                 continue
             visit(child, target, [*stack, target])
         imports[file] = tuple(mine)

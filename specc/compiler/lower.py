@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,8 +21,9 @@ from specc.compiler import ir
 from specc.compiler import params as P
 from specc.compiler.load_modules import Loaded
 from specc.lang import syntax as S
-from specc.lang.parser import parse_text
+from specc.lang.parser import MAX_EXPONENT, parse_text
 from specc.lang.printer import Printer
+from specc.store.urls import redact, storage_problem
 
 _ARITH: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
@@ -431,7 +433,7 @@ class Lowerer:
                     ax = self.axis(a, scope, seen, group)
                     if ax is not None:
                         axes.append(ax)
-                        lengths.add(len(ax.values))
+                        lengths.add(ir.axis_size(ax.values))
                 if len(lengths) > 1:
                     self.out.error("sweep-conflict", s.span,
                                    message="zip() needs axes of equal length, got "
@@ -499,21 +501,23 @@ class Lowerer:
         spec = schema.field(schema.TRAIN if path.startswith("train.") else schema.EXPERIMENT,
                             path.split(".")[-1]) if _field_path(name) else None
         item_type = spec.type if spec is not None else T.ANY
-        values: list[ir.Value] = []
+        values: list[ir.Value] | ir.ConstRange = []
         match a.values:
             case S.ListExpr(items=items):
                 values = [self.value(i, item_type, scope, f"axis {name}", spec) for i in items]
             case S.Range():
                 rng = self.value(a.values, T.RangeT(), scope, f"axis {name}")
-                if isinstance(rng, ir.RangeV):
-                    values = [ir.Const(value=v, span=a.values.span)
-                              for v in range(rng.lo, rng.hi + 1)]
+                if isinstance(rng, ir.RangeV):  # never materialized (Note [Plan streaming])
+                    values = ir.ConstRange(lo=rng.lo, hi=rng.hi, span=a.values.span)
+                    if spec is not None:
+                        self.check(values[0], item_type, f"axis {name}", spec)
+                        self.check(values[values.size - 1], item_type, f"axis {name}", spec)
             case _:
                 self.out.error("type-mismatch", a.values.span, what=f"axis {name}",
                                expected="a list [a, b] or a range lo..hi",
                                got=_describe_expr(a.values))
                 return None
-        if not values:
+        if not ir.axis_size(values):
             self.out.error("sweep-empty", a.values.span, name=name,
                            help="give at least one value")
             return None
@@ -553,6 +557,14 @@ class Lowerer:
         for f in settings:
             if f.path == "objective":
                 self._check_objective(f)
+            if f.path == "storage" and isinstance(f.value, ir.Const) \
+                    and isinstance(f.value.value, str):
+                problem = storage_problem(f.value.value)
+                if problem is not None:
+                    self.out.error("invalid-value", f.span,
+                                   message=f"storage {redact(f.value.value)!r}: {problem}",
+                                   help='e.g. storage = "runs/{experiment}.journal" or '
+                                        '"postgresql://user@host/db"')
         if not found:
             self.out.error("sweep-empty", block.head_span, name="search",
                            help="add a searched parameter: lr ~ loguniform(1e-5, 1e-2)")
@@ -634,6 +646,10 @@ class Lowerer:
                 continue
             x = item.value
             bad = None
+            if isinstance(x, float) and not math.isfinite(x):
+                self.out.error("out-of-range", item.span, what=what, bound="a finite number",
+                               got=_num(x), help=spec.doc or None)
+                continue
             if spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo)):
                 bad = f"{'above' if spec.lo_open else 'at least'} {_num(spec.lo)}"
             if spec.hi is not None and x > spec.hi:
@@ -720,7 +736,14 @@ class Lowerer:
             if e.op == "/" and y == 0:
                 self.out.error("division-by-zero", e.right.span)
                 return _poison(e.span)
-            result = _ARITH[e.op](x, y)
+            try:
+                result = _ARITH[e.op](x, y)
+            except OverflowError:
+                result = math.inf
+            if not _in_range(result):
+                self.out.error("number-too-large", e.span, what="the result",
+                               limit=f"1e{MAX_EXPONENT} in magnitude")
+                return _poison(e.span)
             if isinstance(result, float) and result.is_integer() and e.op == "/" \
                     and isinstance(x, int) and isinstance(y, int):
                 result = int(result)
@@ -770,9 +793,13 @@ class Lowerer:
         let, file = self.global_lets[name]
         key = (file, name)
         if key not in self._let_values:
-            self._let_values[key] = ir.Const(value=None, span=let.span)  # guards recursion
+            self._let_values[key] = _LET_IN_PROGRESS
             self._let_values[key] = self.value(let.value, T.ANY, Scope(self, file),
                                                f'let "{name}"')
+        elif self._let_values[key] is _LET_IN_PROGRESS:  # its own value needs it: a cycle
+            self.out.error("let-cycle", let.name_span, name=name,
+                           help="a let cannot use itself, directly or through other lets")
+            self._let_values[key] = _poison(let.span)
         return self._let_values[key]
 
     def member(self, e: S.Member, scope: Scope) -> ir.Value:
@@ -1005,6 +1032,9 @@ class Lowerer:
 # ---------------------------------------------------------------- helpers
 
 
+_LET_IN_PROGRESS = ir.Const(value=None)  # a global let being lowered (finds cycles)
+
+
 def _poison(span: dg.Span) -> ir.Value:
     """The value of an expression already reported as wrong: accepted everywhere, silently."""
     return ir.Op(op="error", span=span)
@@ -1063,6 +1093,16 @@ def _walk(v: ir.Value) -> Iterable[ir.Value]:
                 yield from _walk(a.value)
         case ir.Directed(value=inner) | ir.MemberV(base=inner):
             yield from _walk(inner)
+
+
+def _in_range(x: object) -> bool:
+    """A computed value a float can hold with room to spare (no inf, no NaN, no 4,000-digit
+    integer that later stages cannot print)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return True
+    if isinstance(x, float) and not math.isfinite(x):
+        return False
+    return abs(x) <= 10 ** MAX_EXPONENT
 
 
 def _is_num(x: object) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 
 import attrs
@@ -9,9 +10,11 @@ import attrs
 from specc import diagnostics as dg
 from specc.compiler import ir
 from specc.compiler.check_backend import check_backend
+from specc.compiler.dependencies import check_dependency_cycles
 from specc.compiler.load_modules import Loaded, load_modules
 from specc.compiler.lower import Lowerer
 from specc.compiler.plan import Plan, build_plan
+from specc.lang.source import SourceError, read_source
 
 
 @attrs.frozen(kw_only=True)
@@ -52,13 +55,19 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
     if loaded is None or out.has_errors or stop_after == "parse":
         return Result(diagnostics=out.items, sources=sources, loaded=loaded)
     program = Lowerer(loaded, out, profile=profile).program()
+    check_dependency_cycles(loaded, out)
     if out.has_errors:
         return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program)
     for run_pass in (_backend_pass(backend),):
         program = run_pass(program, out)
     if out.has_errors or stop_after == "check":
         return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program)
-    program = _pin_checkpoints(program, loaded, profile, backend)
+    token = _DEPENDENCIES.set({}) if _DEPENDENCIES.get() is None else None
+    try:
+        program = _pin_checkpoints(program, loaded, profile, backend)
+    finally:
+        if token is not None:
+            _DEPENDENCIES.reset(token)
     return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program,
                   plan=build_plan(program))
 
@@ -68,7 +77,12 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
 # it has one) and pins its run hashes into the checkpoint (`runs = [...]`). So a fine-tune's hash
 # changes when its base model's definition does, `specc run` trains the dependency when its
 # current run is not finished, and a stale result of an older definition is never used.
+# Each dependency is planned once per top-level compilation (a chain of n checkpoints costs n
+# compilations, not 2^n); cycles are `checkpoint-cycle` errors before any pinning.
 _PINNING: set[tuple[str, str]] = set()  # (file, experiment) being planned: a cycle stays unpinned
+_DEPENDENCIES: contextvars.ContextVar[dict[tuple[str, str, str | None, str | None],
+                                          list[str] | None] | None] = \
+    contextvars.ContextVar("specc_dependencies", default=None)
 _MAX_PINNED = 1000
 
 
@@ -102,7 +116,8 @@ def _pin_checkpoints(program: ir.Program, loaded: Loaded, profile: str | None,
         fields = tuple(attrs.evolve(f, value=pin(f.value)) for f in exp.fields)
         sweep = exp.sweep
         if sweep is not None:
-            axes = tuple(attrs.evolve(a, values=tuple(pin(x) for x in a.values))
+            axes = tuple(a if isinstance(a.values, ir.ConstRange)
+                         else attrs.evolve(a, values=tuple(pin(x) for x in a.values))
                          for a in sweep.axes)
             sweep = attrs.evolve(sweep, axes=axes)
         experiments.append(attrs.evolve(exp, decls=decls, fields=fields, sweep=sweep))
@@ -119,6 +134,18 @@ def _dependency_runs(loaded: Loaded, name: str, profile: str | None,
                  if any(isinstance(i, S.Experiment) and i.name == name for i in m.items)), None)
     if path is None or (path, name) in _PINNING:
         return None
+    cache = _DEPENDENCIES.get()
+    key = (path, name, profile, backend)
+    if cache is not None and key in cache:
+        return cache[key]
+    found = _plan_dependency(path, name, profile, backend)
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
+def _plan_dependency(path: str, name: str, profile: str | None,
+                     backend: str | None) -> list[str] | None:
     _PINNING.add((path, name))
     try:
         dep = compile_file(path, profile=profile, backend=backend)
@@ -142,10 +169,13 @@ def _dependency_runs(loaded: Loaded, name: str, profile: str | None,
 def compile_file(path: str | Path, **kw: object) -> Result:
     """Compile a file from disk; a missing or unreadable file is a diagnostic."""
     p = Path(path)
+    sources = dg.Sources()
+    where = dg.Span(file=str(p), line=0, col=0, end_line=0, end_col=0)
     try:
-        text = p.read_text()
-    except OSError as exc:
-        d = dg.make("io-error", dg.Span(file=str(p), line=0, col=0, end_line=0, end_col=0),
-                    path=str(p), reason=exc.strerror or str(exc))
-        return Result(diagnostics=[d], sources=dg.Sources())
+        text = read_source(p)
+    except FileNotFoundError as exc:
+        d = dg.make("io-error", where, path=str(p), reason=exc.strerror or str(exc))
+        return Result(diagnostics=[d], sources=sources)
+    except SourceError as exc:
+        return Result(diagnostics=[exc.diagnostic(where, sources)], sources=sources)
     return compile_source(text, str(p), **kw)  # type: ignore[arg-type]

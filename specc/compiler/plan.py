@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import operator
@@ -68,6 +67,12 @@ class ExperimentPlan:
     def count(self) -> int:
         return _count(self.experiment)
 
+    @property
+    def count_exact(self) -> bool:
+        """False when ``count`` is an upper bound (a huge grid with `when` conditions)."""
+        exp = self.experiment
+        return not _has_when(exp) or _grid_size(exp) <= ENUMERATE_LIMIT
+
     def cost(self) -> Cost:
         return _cost(self)
 
@@ -128,12 +133,47 @@ def _axis_groups(exp: ir.Experiment) -> list[list[ir.Axis]]:
     return list(groups.values())
 
 
+# A grid with `when` conditions is counted by walking it up to this many combinations; beyond,
+# its count is the product of its axes (an upper bound: `count_exact` says which).
+ENUMERATE_LIMIT = 200_000
+
+
+def _grid_size(exp: ir.Experiment) -> int:
+    """Combinations of the axes, before `when` leaves any out."""
+    assert exp.sweep is not None
+    return math.prod(ir.axis_size(g[0].values) for g in _axis_groups(exp))
+
+
+def _has_when(exp: ir.Experiment) -> bool:
+    return exp.sweep is not None and any(a.when is not None for a in exp.sweep.axes)
+
+
 def _count(exp: ir.Experiment) -> int:
     if exp.sweep is None:
         return 1 if exp.search is None else _trials(exp)
-    if any(a.when is not None for a in exp.sweep.axes):
+    size = _grid_size(exp)
+    if _has_when(exp) and size <= ENUMERATE_LIMIT:
         return sum(1 for _ in _bindings(exp))
-    return math.prod(len(g[0].values) for g in _axis_groups(exp))
+    return size
+
+
+def _product(sizes: list[int]) -> Iterator[tuple[int, ...]]:
+    """``itertools.product(*map(range, sizes))`` without materializing its inputs (product
+    copies each one into a tuple first: fatal for a range axis of 10^18 values)."""
+    if any(n <= 0 for n in sizes):
+        return
+    combo = [0] * len(sizes)
+    while True:
+        yield tuple(combo)
+        i = len(sizes) - 1
+        while i >= 0:
+            combo[i] += 1
+            if combo[i] < sizes[i]:
+                break
+            combo[i] = 0
+            i -= 1
+        if i < 0:
+            return
 
 
 def _trials(exp: ir.Experiment) -> int:
@@ -150,7 +190,7 @@ def _bindings(exp: ir.Experiment) -> Iterator[dict[str, ir.Value]]:
         return
     groups = _axis_groups(exp)
     seen: set[str] = set()
-    for combo in itertools.product(*(range(len(g[0].values)) for g in groups)):
+    for combo in _product([ir.axis_size(g[0].values) for g in groups]):
         binding: dict[str, ir.Value] = {}
         for g, i in zip(groups, combo, strict=True):
             for a in g:
@@ -392,7 +432,8 @@ def _cost(plan: ExperimentPlan) -> Cost:
         trials = _trials(exp)
         steps, tokens = s * trials, s * trials * batch * seq
         runs = trials
-    elif exp.sweep is not None and not any(a.when for a in exp.sweep.axes):
+    elif exp.sweep is not None and (not _has_when(exp) or not plan.count_exact):
+        # (a huge grid with `when`: the closed form over every combination, an upper bound)
         # Closed form over the axes that change the step count; the rest multiply.
         runs = plan.count
         steps, tokens = _per_run_cost(exp, plan)
@@ -412,10 +453,10 @@ def _per_run_cost(exp: ir.Experiment, plan: ExperimentPlan) -> tuple[int, int]:
     groups = _axis_groups(exp)
     budget_paths = {"train.batch", "train.steps", "train.epochs", "train.tokens"}
     varying = [g for g in groups if any(a.path in budget_paths for a in g)]
-    rest = math.prod(len(g[0].values) for g in groups if g not in varying)
+    rest = math.prod(ir.axis_size(g[0].values) for g in groups if g not in varying)
     steps = tokens = 0
     template = _Template(exp)  # resolved once, not once per combination
-    for combo in itertools.product(*(range(len(g[0].values)) for g in varying)):
+    for combo in _product([ir.axis_size(g[0].values) for g in varying]):
         binding = {a.path: a.values[i] for g, i in zip(varying, combo, strict=True) for a in g}
         config = template.resolve(binding)
         s, seq = run_steps(config)

@@ -66,8 +66,15 @@ def _on_comment(tok: Any) -> Any:
     return tok
 
 
+# Limits that keep every later stage (recursive by nature) bounded for any input: a literal's
+# magnitude (a float holds up to 1.8e308) and how deep a spec's syntax tree may nest.
+MAX_EXPONENT = 300
+MAX_NESTING = 100
+
+
 def number_value(text: str) -> tuple[int | float, bool]:
-    """The value of a number literal and whether it is a percentage.
+    """The value of a number literal and whether it is a percentage; ``ValueError`` when its
+    magnitude is beyond 1e300 (or a nonzero one is below 1e-300).
 
     Example:
         >>> number_value("1.5B"), number_value("5%"), number_value("3e-4")
@@ -80,6 +87,8 @@ def number_value(text: str) -> tuple[int | float, bool]:
         dec = Decimal(body)
     except InvalidOperation as exc:  # the token regex makes this unreachable; kept for safety
         raise ValueError(text) from exc
+    if dec and not -MAX_EXPONENT <= dec.adjusted() + mult.adjusted() <= MAX_EXPONENT:
+        raise ValueError(text)
     if percent:
         return float(dec / 100), True
     value = dec * mult
@@ -114,6 +123,7 @@ class _Builder:
 
     def __init__(self, file: str) -> None:
         self.file = file
+        self.diags: list[dg.Diagnostic] = []
 
     def span(self, node: Any) -> dg.Span:
         meta = getattr(node, "meta", node)
@@ -134,7 +144,13 @@ class _Builder:
         kids = t.children
         match t.data:
             case "number":
-                value, percent = number_value(str(kids[0]))
+                try:
+                    value, percent = number_value(str(kids[0]))
+                except ValueError:
+                    what = f"number {_short(str(kids[0]))}"
+                    self.diags.append(dg.make("number-too-large", sp, what=what,
+                                              limit=f"1e{MAX_EXPONENT} in magnitude"))
+                    value, percent = 0, False
                 return S.Number(value=value, text=str(kids[0]), percent=percent, span=sp)
             case "string":
                 return S.String(value=_unquote(str(kids[0])), span=sp)
@@ -290,16 +306,43 @@ def parse_text(text: str, file: str = "<input>") -> tuple[S.Module | None, list[
     except UnexpectedInput as exc:
         diags.append(_syntax_diag(exc, file, text))
         return None, diags
+    except RecursionError:  # kept for safety: lark's LALR parser does not recurse
+        diags.append(dg.make("nesting-too-deep", _point(file, 1, 1), limit=MAX_NESTING))
+        return None, diags
     finally:
         _SINK.pop()
     if diags:
         return None, diags
+    deep = _too_deep(tree, MAX_NESTING)
     builder = _Builder(file)
+    if deep is not None:
+        return None, [dg.make("nesting-too-deep", builder.span(deep), limit=MAX_NESTING,
+                              help="give inner parts a name with let, or write a long sum "
+                                   "as a list")]
     items = builder.body(tree.children)
+    if builder.diags:
+        return None, builder.diags
     lines = text.count("\n") + 1
     module = S.Module(file=file, items=items, comments=comments,
                       span=dg.Span(file=file, line=1, col=1, end_line=lines, end_col=1))
     return module, diags
+
+
+def _short(text: str, width: int = 24) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _too_deep(tree: Any, limit: int) -> Any | None:
+    """The first subtree nested ``limit`` levels deep (found without recursion), or None."""
+    from lark import Tree
+
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return node
+        stack.extend((k, depth + 1) for k in node.children if isinstance(k, Tree))
+    return None
 
 
 def _syntax_diag(exc: Any, file: str, text: str) -> dg.Diagnostic:

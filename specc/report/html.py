@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,13 +114,32 @@ def report_cmd(args: argparse.Namespace) -> int:
 
 
 def _summary(run: Path) -> dict[str, Any]:
+    """A run's row. The hash is the directory's name (where the run was found), never the
+    manifest's word for it; every other manifest value is data, shown escaped."""
     m = read_manifest(run) or {}
     rows = MetricsLog(run / "metrics.jsonl").rows()
-    return {"hash": m.get("hash", run.name), "name": m.get("name", run.name),
+    params = m.get("params") if isinstance(m.get("params"), dict) else {}
+    return {"hash": run.name, "name": str(m.get("name", run.name)),
             "experiment": m.get("experiment"), "status": m.get("status"),
             "reason": m.get("reason"), "step": m.get("step"), "path": str(run),
             "final": rows[-1] if rows else {}, "rows": rows,
-            "params": m.get("params", {}), "device": m.get("device")}
+            "params": params, "device": m.get("device")}
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def file_name(stem: str, suffix: str) -> str:
+    """A file name for the report folder built from a run's or experiment's name: only
+    letters, digits, '_', '.', '-', never a path.
+
+    Example:
+        >>> file_name("../../evil", "_curves.png")
+        'evil_curves.png'
+    """
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip("._-") or "run"
+    assert _SAFE_NAME.fullmatch(cleaned[:128])
+    return cleaned[:128] + suffix
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -136,6 +157,11 @@ def _table(rows: list[dict[str, Any]]) -> str:
                      for line in lines)
 
 
+def _number(v: object) -> float:
+    """A plotted value: a number, or NaN (a gap) for anything a damaged row holds."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
 def _plot(row: dict[str, Any], out: Path) -> str | None:
     import matplotlib
 
@@ -151,24 +177,29 @@ def _plot(row: dict[str, Any], out: Path) -> str | None:
     others = [k for k in keys if k not in losses]
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
                              squeeze=False)
-    steps = [d["step"] for d in data]
+    steps = [_number(d.get("step")) for d in data]
     for k in losses:
-        axes[0][0].plot(steps, [d.get(k) for d in data], marker="o", label=k)
+        axes[0][0].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
     axes[0][0].set_xlabel("step")
     axes[0][0].set_title("loss")
     axes[0][0].legend()
     if others:
         for k in others:
-            axes[0][1].plot(steps, [d.get(k) for d in data], marker="o", label=k)
+            axes[0][1].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
         axes[0][1].set_xlabel("step")
         axes[0][1].set_title("metrics")
         axes[0][1].legend()
-    fig.suptitle(row["name"])
+    fig.suptitle(str(row["name"]))
     fig.tight_layout()
-    name = f"{row['hash']}_curves.png"
+    name = file_name(row["hash"], "_curves.png")
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
     return name
+
+
+def _esc(value: object) -> str:
+    """Any value as HTML text: quotes escaped too, so it is safe inside attributes."""
+    return html.escape(str(value), quote=True)
 
 
 def _html(rows: list[dict[str, Any]], out: Path,
@@ -177,19 +208,20 @@ def _html(rows: list[dict[str, Any]], out: Path,
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
              "th{background:#f4f4f4}</style></head><body><h1>specc report</h1>"]
+    esc = _esc
     for text, images in sections or []:
-        parts.append("<pre>" + html.escape(text) + "</pre>")
-        parts.extend(f"<img src='{img}' alt='{html.escape(img)}'>" for img in images)
-    parts.append("<pre>" + html.escape(_table(rows)) + "</pre>")
+        parts.append("<pre>" + esc(text) + "</pre>")
+        parts.extend(f"<img src='{esc(img)}' alt='{esc(img)}'>" for img in images)
+    parts.append("<pre>" + esc(_table(rows)) + "</pre>")
     for r in rows:
-        parts.append(f"<h2>{html.escape(r['name'])} <small>{r['hash']}</small></h2>")
-        parts.append(f"<p>status {html.escape(str(r['status']))}"
-                     + (f": {html.escape(str(r['reason']))}" if r["reason"] else "")
-                     + f"; device {html.escape(str(r['device']))}; "
-                     f"trainable {r['params'].get('trainable', '?')} of "
-                     f"{r['params'].get('total', '?')} parameters</p>")
+        parts.append(f"<h2>{esc(r['name'])} <small>{esc(r['hash'])}</small></h2>")
+        parts.append(f"<p>status {esc(r['status'])}"
+                     + (f": {esc(r['reason'])}" if r["reason"] else "")
+                     + f"; device {esc(r['device'])}; "
+                     f"trainable {esc(r['params'].get('trainable', '?'))} of "
+                     f"{esc(r['params'].get('total', '?'))} parameters</p>")
         img = _plot(r, out)
         if img:
-            parts.append(f"<img src='{img}' alt='curves of {html.escape(r['name'])}'>")
+            parts.append(f"<img src='{esc(img)}' alt='curves of {esc(r['name'])}'>")
     parts.append("</body></html>")
     return "\n".join(parts)

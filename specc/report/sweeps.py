@@ -85,9 +85,13 @@ def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple
     """Trial table, best configuration, importance and history plots; trials.csv/.json."""
     import optuna
 
+    from specc.diagnostics import SpeccError
     from specc.sweeps.worker import Sweep, summary
 
-    sweep = Sweep(spec, exp, root, storage=None, profile=None, backend=None)
+    try:
+        sweep = Sweep(spec, exp, root, storage=None, profile=None, backend=None, create=False)
+    except SpeccError as exc:
+        return f"search {exp.name}: {exc}", []
     rows = summary(sweep)
     (out / f"{exp.name}_trials.json").write_text(json.dumps(rows, indent=2, default=str))
     keys = sorted({k for r in rows for k in r["params"]})
@@ -97,7 +101,7 @@ def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple
         for r in rows:
             w.writerow([r["number"], r["state"], *[r["params"].get(k) for k in keys],
                         r["values"], r["failure"], r["retry_of"], r["run"]])
-    lines = [f"search {exp.name}: study {sweep.name} ({sweep.url})",
+    lines = [f"search {exp.name}: study {sweep.name} ({sweep.shown_url})",
              f"  {'trial':>5}  {'state':<8}  params -> values"]
     for r in rows:
         vals = ", ".join(f"{v:.4g}" for v in r["values"] or [])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from specc.compiler import ir
 from specc.compiler.pipeline import Result, compile_file
 from specc.compiler.plan import ExperimentPlan, Run
 from specc.store import index
+from specc.store.files import DiskFull, remove_entries
 from specc.store.runs import (
     finished_runs,
     git_commit,
@@ -30,6 +30,8 @@ from specc.store.runs import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+LOCK_NAME = ".lock"
+MAX_RUNS = 10_000  # `specc run` refuses a bigger grid unless --max-runs says otherwise
 
 
 def run_spec(args: argparse.Namespace) -> int:
@@ -80,10 +82,17 @@ class Runner:
             from specc.sweeps.cbs import run_cbs
 
             return run_cbs(self, exp)
-        runs = list(ep.runs())
-        self.say(f"experiment {exp.name}: {len(runs)} run{'s' if len(runs) != 1 else ''}")
+        count = ep.count
+        limit = getattr(self.args, "max_runs", None) or MAX_RUNS
+        if count > limit:
+            self.error(f"experiment {exp.name} plans {'at most ' if not ep.count_exact else ''}"
+                       f"{count:,} runs, more than the limit of {limit:,}",
+                       exp.sweep.span if exp.sweep is not None else exp.span, code="too-many-runs",
+                       help="narrow the sweep, or raise the limit with --max-runs N")
+            return EXIT_FAILED
+        self.say(f"experiment {exp.name}: {count} run{'s' if count != 1 else ''}")
         code = EXIT_OK
-        for run in runs:
+        for run in ep.runs():  # streamed: the first run starts before the rest are planned
             dep = self.ensure_dependencies(exp, run)
             if dep != EXIT_OK:
                 return dep
@@ -104,18 +113,21 @@ class Runner:
         sweep = Sweep(str(self.spec), exp, self.root, storage=getattr(self.args, "storage", None),
                       profile=self.args.profile, backend=self.args.backend)
         workers = getattr(self.args, "workers", None) or _int_setting(exp, "workers", 1)
-        self.say(f"search {exp.name}: study {sweep.name} in {sweep.url}; {sweep.cap} trials, "
+        self.say(f"search {exp.name}: study {sweep.name} in {sweep.shown_url}; {sweep.cap} trials, "
                  f"{workers} worker{'s' if workers != 1 else ''}")
         if workers <= 1:
             sweep.work(log=self.say)
         else:
             cmd = [sys.executable, "-m", "specc.cli.main", "worker", str(self.spec),
-                   "--experiment", exp.name, "--storage", sweep.url, "--root", str(self.root)]
+                   "--experiment", exp.name, "--root", str(self.root)]
             if self.args.profile:
                 cmd += ["--profile", self.args.profile]
             if self.args.backend:
                 cmd += ["--backend", self.args.backend]
-            procs = [subprocess.Popen([*cmd, "--worker-index", str(i)]) for i in range(workers)]
+            # The storage travels in the environment, not argv: `ps` never shows a password.
+            env = dict(os.environ, SPECC_STORAGE=sweep.url)
+            procs = [subprocess.Popen([*cmd, "--worker-index", str(i)], env=env)
+                     for i in range(workers)]
             while any(p.poll() is None for p in procs):
                 time.sleep(1.0)
                 S.reap(sweep.study, sweep.policy)
@@ -213,7 +225,14 @@ class Runner:
             self.say(f"  {run.name} ({run.hash}): finished before; skipped (--force reruns it)")
             return EXIT_OK
         if manifest and self.args.force and os.environ.get("RANK", "0") == "0":
-            shutil.rmtree(path, ignore_errors=True)
+            # Emptied, not deleted: the lock this process holds lives in it, so a second
+            # `specc run` still waits (and a symlinked run directory is emptied, not unlinked).
+            try:
+                remove_entries(path, keep={LOCK_NAME})
+            except OSError as exc:
+                self.error(f"--force could not clear {path}: {exc}", exp.span,
+                           code="io-error", help="remove the directory by hand")
+                return EXIT_FAILED
             manifest = None
         backend_name = choose(self.args.backend or run.config.get("backend") or "auto")
         backend = load_backend(backend_name)
@@ -291,6 +310,9 @@ class Runner:
             if exc.status != "pruned":
                 self.error(exc.reason, exp.span if exc.status == "failed" else None,
                            code="run-" + exc.status)
+        except DiskFull as exc:
+            status, reason, code = "failed", str(exc), EXIT_FAILED
+            self.error(reason, None, code="disk-full")
         except KeyboardInterrupt:
             status, reason, code = "interrupted", "interrupted twice: stopped at once", \
                 EXIT_INTERRUPTED
@@ -309,8 +331,12 @@ class Runner:
                             seconds=round(time.time() - t0, 2),
                             params={"trainable": getattr(trainer, "counts", (0, 0))[0],
                                     "total": getattr(trainer, "counts", (0, 0))[1]})
-            write_manifest(path, manifest)
-            index.record(self.root, manifest, path, last)
+            try:
+                write_manifest(path, manifest)
+                index.record(self.root, manifest, path, last)
+            except DiskFull as exc:
+                status, reason, code = "failed", str(exc), EXIT_FAILED
+                self.error(reason, None, code="disk-full")
             if status == "finished":
                 self.say(f"  finished in {time.time() - t0:.1f} s: {_row_text(last)}")
                 self.say(f"  results in {path}")
@@ -331,7 +357,7 @@ def run_lock(path: Path) -> Iterator[None]:
     import fcntl
 
     path.mkdir(parents=True, exist_ok=True)
-    with (path / ".lock").open("w") as f:
+    with (path / LOCK_NAME).open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield

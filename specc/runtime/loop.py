@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,31 @@ from specc.components import metrics as M
 from specc.components import models, optim, policies
 from specc.components.vocab import build_vocab
 from specc.diagnostics import Span, SpeccError
+from specc.store.files import (
+    DiskFull,
+    confined,
+    is_disk_full,
+    verify_checksums,
+    write_checksums,
+)
 from specc.store.runs import MetricsLog
+
+# Note [Checkpoint schedule]: checkpoints follow their own schedule, not evaluations':
+# `checkpoint_every` steps, else `eval_every`, else every CHECKPOINT_SECONDS of training, so
+# that a run without evaluations still survives a kill. A checkpoint changes nothing the run
+# computes, so its timing never changes results.
+CHECKPOINT_SECONDS = 600.0
+
+
+def _nbytes(obj: Any) -> int:
+    """The bytes of the tensors in a nested state (a disk-full message's estimate)."""
+    if hasattr(obj, "element_size") and hasattr(obj, "nelement"):
+        return int(obj.element_size() * obj.nelement())
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 8
 
 
 class StageError(Exception):
@@ -51,27 +76,32 @@ def stage(what: str, span: Span | None) -> Iterator[None]:
 
 
 class Interrupt:
-    """Ctrl-C asks the loop to stop after saving a checkpoint; a second Ctrl-C stops at once."""
+    """Ctrl-C or SIGTERM (how clusters preempt) asks the loop to stop after saving a checkpoint;
+    a second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupt:
         def handler(signum: int, frame: Any) -> None:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
+            self.signal = signal.Signals(signum).name
 
-        try:
-            self._old = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread
-            self._old = None
+        if threading.current_thread() is threading.main_thread():  # signals: main only
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
 
 
 class Prefetcher:
@@ -286,8 +316,9 @@ class Trainer:
         self.started = time.time()
         eval_every = int(self.train.get("eval_every") or 0)
         self.eval_every = eval_every if eval_every > 0 else steps
-        every = int(self.train.get("checkpoint_every") or 0)
-        self.ckpt_every = every if every > 0 else self.eval_every
+        every = int(self.train.get("checkpoint_every") or 0)  # Note [Checkpoint schedule]
+        self.ckpt_every = every if every > 0 else max(eval_every, 0)
+        self._last_ckpt_time = time.time()
         del torch
 
     def _subtask_data(self, cfg: dict[str, Any]) -> Any:
@@ -300,24 +331,46 @@ class Trainer:
     def _ckpt_root(self) -> Path:
         return self.path / "checkpoints"
 
+    def checkpoints(self) -> list[Path]:
+        """The kept checkpoints, newest first (LATEST's target first), each confined to the
+        checkpoint folder: a pointer or a link that leads outside it is ignored."""
+        root = self._ckpt_root()
+        if not root.is_dir():
+            return []
+        found = sorted((d for d in root.glob("step-*") if confined(root, d.name) is not None
+                        and (d / "state.pt").is_file()), reverse=True)
+        pointer = root / "LATEST"
+        if pointer.is_file():
+            name = pointer.read_text(errors="replace").strip()
+            target = confined(root, name)
+            if target is None:
+                self._warn(f"ignoring {pointer}: it points outside the run's checkpoints "
+                           f"({name[:80]!r})")
+            else:
+                found = sorted(found, key=lambda d: d.resolve() != target)  # stable
+        return found
+
     def latest_checkpoint(self) -> Path | None:
-        pointer = self._ckpt_root() / "LATEST"
-        if not pointer.exists():
-            return None
-        target = self._ckpt_root() / pointer.read_text().strip()
-        return target if (target / "state.pt").exists() else None
+        found = self.checkpoints()
+        return found[0] if found else None
+
+    def _warn(self, text: str) -> None:
+        if self.rt.is_main:
+            import sys
+
+            sys.stderr.write(f"warning: {text}\n")
 
     def save_checkpoint(self) -> None:
+        """``checkpoints/step-N``: state.pt (tensors and plain values only, loaded with
+        ``weights_only=True``) and checksums.json, written to a temporary folder and renamed;
+        the last two are kept. A full disk is a clear error and leaves the previous ones."""
         import torch
 
         if not self.rt.is_main:
             return
         root = self._ckpt_root()
-        root.mkdir(parents=True, exist_ok=True)
         name = f"step-{self.step:08d}"
         tmp = root / f".tmp-{name}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
         state = self.rt.host({
             "step": self.step, "tokens": self.tokens,
             "model": self.model_raw.state_dict(),
@@ -327,26 +380,73 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "elapsed": time.time() - self.started,
         })
-        torch.save(state, tmp / "state.pt")
-        final = root / name
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        pointer = root / "LATEST.tmp"
-        pointer.write_text(name)
-        os.replace(pointer, root / "LATEST")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            torch.save(state, tmp / "state.pt")
+            write_checksums(tmp, ["state.pt"], {"format": 1, "step": self.step,
+                                                "tokens": self.tokens})
+            final = root / name
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+            pointer = root / "LATEST.tmp"
+            pointer.write_text(name)
+            os.replace(pointer, root / "LATEST")
+        except (OSError, RuntimeError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            (root / "LATEST.tmp").unlink(missing_ok=True)
+            cause = exc.__cause__ if isinstance(exc, RuntimeError) else exc
+            if is_disk_full(exc) or is_disk_full(cause or exc):
+                raise DiskFull(tmp / "state.pt", _nbytes(state)) from exc
+            raise
+        self._last_ckpt_time = time.time()
         for old in sorted(root.glob("step-*"))[:-2]:  # keep the last two
             shutil.rmtree(old, ignore_errors=True)
 
     def resume(self) -> bool:
-        """Load the last checkpoint; metrics logged after it are cut (they will be redone)."""
+        """Load the newest checkpoint that verifies; metrics logged after it are cut (they will
+        be redone). A damaged one (checksum, truncation, a tampered pickle) is reported, set
+        aside as ``damaged-step-N`` and the previous kept one is used."""
+        for ckpt in self.checkpoints():
+            try:
+                state = self._load_state(ckpt)
+            except ValueError as exc:
+                self._warn(f"checkpoint {ckpt} is damaged: {exc}; using the previous one")
+                if self.rt.is_main:
+                    os.replace(ckpt, ckpt.with_name("damaged-" + ckpt.name))
+                continue
+            self._apply_state(state)
+            if self.rt.is_main:
+                self.log.truncate_after(self.step)
+            return True
+        if self.log.path.exists() and self.rt.is_main:
+            self.log.truncate_after(0)
+        return False
+
+    @staticmethod
+    def _load_state(ckpt: Path) -> dict[str, Any]:
+        import pickle
+
         import torch
 
-        ckpt = self.latest_checkpoint()
-        if ckpt is None:
-            if self.log.path.exists():
-                self.log.truncate_after(0)
-            return False
-        state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False)
+        if (ckpt / "checksums.json").exists():
+            verify_checksums(ckpt)
+        # Checkpoints written before checksums existed are still loaded; weights_only=True
+        # keeps even a tampered one from running code.
+        try:
+            state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+                KeyError, TypeError) as exc:
+            raise ValueError(f"state.pt does not load ({str(exc).splitlines()[0][:200]})") \
+                from exc
+        if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= state.keys():
+            raise ValueError("state.pt is not a specc checkpoint")
+        return state
+
+    def _apply_state(self, state: dict[str, Any]) -> None:
+        import torch
+
         self.model_raw.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.ewa = {d: [t.to(self.rt.device) for t in ts] for d, ts in state["ewa"].items()}
@@ -355,9 +455,6 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         self.step, self.tokens = int(state["step"]), int(state["tokens"])
         self.started = time.time() - float(state.get("elapsed", 0.0))
-        if self.rt.is_main:
-            self.log.truncate_after(self.step)
-        return True
 
     # ------------------------------------------------------------ the step
     feed: Any = None  # the runtime's feed: get(step) -> the batch on the device; close()
@@ -532,8 +629,8 @@ class Trainer:
                                          and self.tokens < int(token_budget)):
             if interrupt.requested:
                 self.save_checkpoint()
-                raise RunStopped("interrupted", f"interrupted at step {self.step} "
-                                 "(a checkpoint was saved; run again to resume)")
+                raise RunStopped("interrupted", f"interrupted ({interrupt.signal}) at step "
+                                 f"{self.step} (a checkpoint was saved; run again to resume)")
             window_loss, n_tok = self.train_step(self.step)
             window_tokens = n_tok + (window_tokens or 0)
             self.step += 1
@@ -565,11 +662,17 @@ class Trainer:
                     if self.on_eval is not None:
                         self.on_eval(row)
                 last_row = row
-                if self.step % self.ckpt_every == 0 and self.step < self.total:
-                    self.save_checkpoint()
                 if self._stop_condition(values) or budget_done:
                     break
+            if self.step < self.total and self._checkpoint_due():
+                self.save_checkpoint()
         return last_row
+
+    def _checkpoint_due(self) -> bool:
+        """Note [Checkpoint schedule]; after the step's evaluation row, which it then covers."""
+        if self.ckpt_every:
+            return self.step % self.ckpt_every == 0
+        return time.time() - self._last_ckpt_time >= CHECKPOINT_SECONDS
 
     def _bar(self) -> Any:
         if not (self.progress and self.rt.is_main):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,42 +21,102 @@ CREATE TABLE IF NOT EXISTS runs (
 
 
 def connect(root: Path) -> sqlite3.Connection:
+    """The index, rebuilt from the manifests when its file is damaged (it is only a cache)."""
     root.mkdir(parents=True, exist_ok=True)
-    con = sqlite3.connect(root / "index.sqlite", timeout=30)
-    con.execute(_SCHEMA)
+    path = root / "index.sqlite"
+    try:
+        return _open(path)
+    except sqlite3.DatabaseError as exc:
+        _warn(f"the run index {path} is damaged ({exc}); rebuilding it from the run "
+              "directories")
+        for extra in ("", "-journal", "-wal", "-shm"):
+            Path(f"{path}{extra}").unlink(missing_ok=True)
+        con = _open(path)
+        _reindex(root, con)
+        return con
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        con.execute(_SCHEMA)
+        con.execute("SELECT count(*) FROM runs").fetchone()
+    except sqlite3.DatabaseError:
+        con.close()
+        raise
     return con
 
 
+def _warn(text: str) -> None:
+    sys.stderr.write(f"warning: {text}\n")
+
+
+def _row(manifest: dict[str, Any], path: Path, final: dict[str, Any]) -> tuple[Any, ...]:
+    """The index row of a manifest; ``ValueError`` when it lacks what a row needs."""
+    def text(key: str) -> str | None:
+        v = manifest.get(key)
+        return None if v is None else str(v)
+
+    if not isinstance(manifest.get("hash"), str) or not isinstance(manifest.get("experiment"),
+                                                                   str):
+        raise ValueError("no hash or experiment")
+    spec = manifest.get("spec")
+    step = manifest.get("step")
+    return (manifest["hash"], manifest["experiment"], text("name"),
+            str(spec.get("path")) if isinstance(spec, dict) else None, text("status"),
+            text("reason"), text("started"), text("finished"),
+            step if isinstance(step, int) else None, text("backend"), text("device"),
+            json.dumps(final, sort_keys=True, default=str), str(path))
+
+
 def record(root: Path, manifest: dict[str, Any], path: Path, final: dict[str, Any]) -> None:
-    with connect(root) as con:
-        con.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (manifest["hash"], manifest["experiment"], manifest.get("name"),
-             manifest.get("spec", {}).get("path"), manifest.get("status"),
-             manifest.get("reason"), manifest.get("started"), manifest.get("finished"),
-             manifest.get("step"), manifest.get("backend"), manifest.get("device"),
-             json.dumps(final, sort_keys=True), str(path)))
+    con = connect(root)
+    try:
+        with con:
+            con.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        _row(manifest, path, final))
+    finally:
+        con.close()
 
 
 def rebuild(root: Path) -> None:
-    """Re-index from the run directories (the directories are the source of truth)."""
+    """Re-index from the run directories (the directories are the source of truth); a manifest
+    that cannot be read is skipped with a warning."""
+    con = connect(root)
+    try:
+        _reindex(root, con)
+    finally:
+        con.close()
+
+
+def _reindex(root: Path, con: sqlite3.Connection) -> None:
     from specc.store.runs import MetricsLog
 
+    rows = []
     for manifest_path in sorted(root.glob("*/*/manifest.json")):
-        m = read_manifest(manifest_path.parent)
-        if m is None or "hash" not in m:
-            continue
-        rows = MetricsLog(manifest_path.parent / "metrics.jsonl").rows()
-        record(root, m, manifest_path.parent, rows[-1] if rows else {})
+        run = manifest_path.parent
+        m = read_manifest(run)
+        try:
+            if m is None:
+                raise ValueError("not a JSON object")
+            metrics = MetricsLog(run / "metrics.jsonl").rows()
+            rows.append(_row(m, run, metrics[-1] if metrics else {}))
+        except (ValueError, OSError) as exc:
+            _warn(f"skipping {manifest_path}: it cannot be read ({exc})")
+    with con:
+        con.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
 def list_runs(root: Path) -> list[dict[str, Any]]:
     if not root.exists():
         return []
     rebuild(root)
-    with connect(root) as con:
+    con = connect(root)
+    try:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT * FROM runs ORDER BY started").fetchall()
+    finally:
+        con.close()
     out = []
     for r in rows:
         d = dict(r)
@@ -77,6 +138,7 @@ def list_runs_cmd(args: argparse.Namespace) -> int:
         final = {k: v for k, v in r["final"].items() if k not in ("step", "tokens", "time")}
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in list(final.items())[:4])
-        print(f"{r['hash']:<17} {r['experiment']:<16} {r['status']:<12} {r['step'] or 0:>6}  "
+        print(f"{r['hash']:<17} {r['experiment']:<16} {r['status'] or '?':<12} "
+              f"{r['step'] or 0:>6}  "
               f"{shown}")
     return 0

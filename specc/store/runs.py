@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from specc.store.files import DiskFull, is_disk_full
+
 
 def run_dir(root: Path, experiment: str, run_hash: str) -> Path:
     return root / experiment / run_hash
@@ -28,8 +30,15 @@ def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Atomic write: a crash never leaves a half-written manifest."""
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path / "manifest.json")
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path / "manifest.json")
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise DiskFull(path / "manifest.json", len(text)) from exc
+        raise
 
 
 def finished_runs(root: Path, experiment: str) -> list[Path]:
@@ -75,11 +84,14 @@ class MetricsLog:
         if not self.path.exists():
             return []
         rows = []
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text(errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
                 break  # a torn last line from a kill -9: everything after it is dropped
+            if not isinstance(row, dict):
+                break
+            rows.append(row)
         return rows
 
     def truncate_after(self, step: int) -> None:
@@ -90,10 +102,20 @@ class MetricsLog:
         os.replace(tmp, self.path)
 
     def append(self, row: dict[str, Any]) -> None:
+        """One row, flushed to disk; a full disk cuts the file back to its last whole row and
+        raises ``DiskFull``."""
+        line = json.dumps(row, sort_keys=True) + "\n"
         with self.path.open("a") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+            size = f.tell()
+            try:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                f.truncate(size)
+                raise DiskFull(self.path, len(line.encode())) from exc
 
 
 def now() -> str:

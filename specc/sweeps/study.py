@@ -19,6 +19,7 @@ from typing import Any
 
 from specc.compiler import ir
 from specc.diagnostics import SpeccError
+from specc.store.urls import redact
 
 SUPERSEDED = "specc:superseded"
 OVER = "specc:over_budget"
@@ -42,19 +43,27 @@ def storage_url(search: ir.Search, experiment: str, root: Path) -> str:
     return value.replace("{experiment}", experiment)
 
 
-def open_storage(url: str) -> Any:
-    """A journal file (default, no server) or an RDB URL (PostgreSQL to scale out)."""
+def open_storage(url: str, *, create: bool = True) -> Any:
+    """A journal file (default, no server) or an RDB URL (PostgreSQL to scale out).
+
+    ``create=False`` (reports) never creates a file, a folder or a table: a storage that does
+    not exist yet is a ``SpeccError``. Messages never show a password (``redact``).
+    """
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if "://" in url:
+        full = url
         if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            full = "postgresql+psycopg://" + url[len("postgresql://"):]
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            return optuna.storages.RDBStorage(full, engine_kwargs={"pool_pre_ping": True},
+                                              skip_table_creation=not create)
         except Exception as exc:
-            msg = f"cannot open the study storage {url}: {exc}"
+            msg = f"cannot open the study storage {redact(url)}: {redact(str(exc), url)}"
             raise SpeccError(msg) from exc
+    if not create and not Path(url).is_file():
+        raise SpeccError(f"no study is stored in {url} yet")
     Path(url).parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(url))
 

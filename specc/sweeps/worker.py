@@ -18,6 +18,8 @@ from typing import Any
 from specc.compiler import ir
 from specc.compiler.plan import _Template, config_hash
 from specc.components.metrics import metric_key
+from specc.diagnostics import SpeccError
+from specc.store.urls import redact
 from specc.sweeps import space
 from specc.sweeps import study as S
 
@@ -26,7 +28,8 @@ class Sweep:
     """Everything a worker needs to run trials of one search experiment."""
 
     def __init__(self, spec: str, exp: ir.Experiment, root: Path, *, storage: str | None,
-                 profile: str | None, backend: str | None, worker: int = 0) -> None:
+                 profile: str | None, backend: str | None, worker: int = 0,
+                 create: bool = True) -> None:
         import optuna
 
         assert exp.search is not None
@@ -40,11 +43,24 @@ class Sweep:
         self.policy = S.retry_policy(self.search)
         self.template = _Template(exp)
         directions = [d + "" for d, _ in self.objectives]
+        storage = S.open_storage(self.url, create=create)
+        sampler = space.build_sampler(self.search, worker=worker)
+        pruner = space.build_pruner(self.search)
+        if not create:  # a reader (the report) never creates a study
+            try:
+                self.study = optuna.load_study(study_name=self.name, storage=storage,
+                                               sampler=sampler, pruner=pruner)
+            except KeyError as exc:
+                raise SpeccError(f"no study {self.name} in {self.shown_url} yet") from exc
+            return
         self.study = optuna.create_study(
-            study_name=self.name, storage=S.open_storage(self.url), load_if_exists=True,
-            sampler=space.build_sampler(self.search, worker=worker),
-            pruner=space.build_pruner(self.search),
-            directions=directions)
+            study_name=self.name, storage=storage, load_if_exists=True, sampler=sampler,
+            pruner=pruner, directions=directions)
+
+    @property
+    def shown_url(self) -> str:
+        """The storage as printed: a database password is never shown."""
+        return redact(self.url)
 
     def trials(self) -> list[Any]:
         return self.study.get_trials(deepcopy=False)
@@ -108,17 +124,22 @@ class Sweep:
                 "objectives": self.objectives, "result": str(Path(d) / "result.json"),
             }
             (Path(d) / "payload.json").write_text(json.dumps(payload))
-            proc = subprocess.Popen([sys.executable, "-m", "specc.sweeps.trial",
-                                     str(Path(d) / "payload.json")],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    env=dict(os.environ, PYTHONUNBUFFERED="1"))
-            last = time.time()
-            while proc.poll() is None:
-                time.sleep(0.2)
-                if time.time() - last > S.HEARTBEAT_S:
-                    S.beat(self.study, trial._trial_id)
-                    last = time.time()
-            output = proc.stdout.read() if proc.stdout else ""
+            # The trial's output goes to its own log file in the run directory, never to a pipe
+            # (a pipe nobody reads fills at 64 KiB and blocks the trial forever).
+            log_path = trial_log(self.root, self.exp.name, run_hash, trial.number)
+            with log_path.open("ab") as out:
+                proc = subprocess.Popen([sys.executable, "-m", "specc.sweeps.trial",
+                                         str(Path(d) / "payload.json")],
+                                        stdout=out, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL,
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                last = time.time()
+                while proc.poll() is None:
+                    time.sleep(0.2)
+                    if time.time() - last > S.HEARTBEAT_S:
+                        S.beat(self.study, trial._trial_id)
+                        last = time.time()
+            output = log_tail(log_path)
             result_path = Path(payload["result"])
             result = json.loads(result_path.read_text()) if result_path.exists() else None
         failure, reason = classify(proc.returncode, result, output)
@@ -142,6 +163,31 @@ class Sweep:
                                          trial.number, trial.params, trial.user_attrs,
                                          failure, reason, self.policy)
         log(f"  {name}: failed ({failure}: {reason})" + ("; retrying" if retried else ""))
+        tail = output.rstrip().splitlines()[-_TAIL_LINES:]
+        if tail:
+            log(f"    last lines of {log_path}:\n" + "\n".join("      " + t for t in tail))
+
+
+_TAIL_LINES = 12
+
+
+def trial_log(root: Path, experiment: str, run_hash: str, number: int) -> Path:
+    """``<run dir>/trial-N.log``: everything trial N printed."""
+    from specc.store.runs import run_dir
+
+    path = run_dir(root, experiment, run_hash)
+    path.mkdir(parents=True, exist_ok=True)
+    return path / f"trial-{number}.log"
+
+
+def log_tail(path: Path, size: int = 8192) -> str:
+    """The last ``size`` bytes of a log, decoded leniently."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def classify(code: int, result: dict[str, Any] | None, output: str) -> tuple[str | None, str]:
