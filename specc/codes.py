@@ -50,6 +50,7 @@ MESSAGES: Final[dict[str, str]] = {
     "sweep-empty": "sweep axis {name} has no values",
     "sweep-duplicate-axis": 'sweep axis "{name}" is given twice',
     "sweep-conflict": "{message}",
+    "sweep-unused": '"{name}" is swept, but nothing uses it: every run would be the same',
     "search-unbound": '"{name} = searched" but no sweep or search defines "{name}"',
     # backends
     "backend-unknown": 'unknown backend "{name}"',

@@ -109,6 +109,9 @@ class Sources:
         return lines[line - 1]
 
 
+_SHOWN = 120  # columns of a source line shown under a diagnostic
+
+
 def render(diag: Diagnostic, sources: Sources | None = None) -> str:
     """Render one diagnostic as ``path:line:col: error: message [code]`` with caret and help."""
     span = diag.span
@@ -124,8 +127,15 @@ def render(diag: Diagnostic, sources: Sources | None = None) -> str:
         same_line = span.end_line == span.line
         width = (span.end_col - span.col) if same_line else len(text) - span.col + 1
         width = max(1, width)
-        out.append(f" {gutter} | {text.rstrip()}")
-        out.append(f" {pad} | {' ' * (span.col - 1)}{'^' * width}")
+        line, col = text.rstrip(), span.col - 1
+        if len(line) > _SHOWN:  # a window around the caret, never a whole megabyte
+            start = max(0, min(col - 20, len(line) - _SHOWN))
+            line = ("..." if start else "") + line[start:start + _SHOWN] + (
+                "..." if start + _SHOWN < len(line) else "")
+            col = col - start + (3 if start else 0)
+            width = max(1, min(width, _SHOWN - (span.col - 1 - start)))
+        out.append(f" {gutter} | {line}")
+        out.append(f" {pad} | {' ' * col}{'^' * width}")
     out.extend(f"  note: {note}" for note in diag.notes)
     if diag.help:
         out.append(f"  help: {diag.help}")
@@ -150,11 +160,18 @@ class Collector:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self._seen: set[tuple[str, Span, str]] = set()
 
     def error(self, code: str, span: Span, *, help: str | None = None, **kwargs: object) -> None:
-        self.items.append(make(code, span, help=help, **kwargs))
+        self.add(make(code, span, help=help, **kwargs))
 
     def add(self, diag: Diagnostic) -> None:
+        """One mistake, one diagnostic: the same code, place and message are reported once
+        (a base experiment's error is not repeated for each experiment that extends it)."""
+        key = (diag.code, diag.span, diag.message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         self.items.append(diag)
 
     @property

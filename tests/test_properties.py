@@ -95,11 +95,14 @@ def experiments(draw: st.DrawFn) -> tuple[str, dict[str, list[str]]]:
             st.lists(st.sampled_from(["0", "0.01", "0.1"]), min_size=1, max_size=3, unique=True))
     lr = "lr" if "lr" in axes else draw(_lr)
     steps = draw(st.integers(1, 500))
+    most = draw(st.integers(2, 99))  # the task has most^2 distinct examples: ask for no more
+    train = max(1, most * most * 3 // 4)
     lines = [
         "experiment e {",
         f"  model m = gpt2(layers = {layers}, heads = {heads}, width = {width}, "
         f"vocab = numbers(0..{draw(st.integers(10, 300))}))",
-        f"  data d = arithmetic(ops = [\"+\"], max = {draw(st.integers(2, 99))})",
+        f"  data d = arithmetic(ops = [\"+\"], max = {most}, train = {train}, "
+        f"test = {most * most - train})",
         f"  train {{ optimizer = adamw(lr = {lr}); steps = {steps} }}",
     ]
     if axes:

@@ -69,8 +69,10 @@ def test_cbs_tiny_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.slow
-def test_lora_hpo_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lora_hpo_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
     specs = _copy_specs(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(specs / "lora_hpo.exp"), "--profile", "smoke", "--quiet"]) == 0
     assert (tmp_path / "runs" / "lora_hpo.journal").exists()
+    assert "search lora_hpo: 2 complete, 0 pruned, 0 failed" in capsys.readouterr().out

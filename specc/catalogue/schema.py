@@ -17,7 +17,8 @@ EXPERIMENT: Final[tuple[Param, ...]] = (
     P("metrics", T.ListOf(T.Kind("metric")), "[loss]", "what is evaluated"),
     P("report", T.ListOf(T.Kind("report")), "[loss_curve, metric_table]", "what is reported"),
     P("backend", T.Enum(("cpu", "cuda", "xla", "auto")), "auto", "where it runs"),
-    P("seed", T.INT, "0", "random seed", lo=0),
+    P("seed", T.INT, "0", "random seed: initialization and data order (the data's own seed "
+      "fixes its content)", lo=0),
 )
 
 TRAIN: Final[tuple[Param, ...]] = (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import operator
 from collections.abc import Iterator
 from typing import Any, Union
 
@@ -21,6 +23,22 @@ def _tuple() -> Any:
 
 
 Scalar = Union[int, float, str, bool, None]
+
+# Note [Exact integers]: an int parameter takes exact integers only. A computed value that is
+# not whole (`batch = 32 / 3`, `0.25 * chinchilla(m)`) is a type error, and the spec says how to
+# make it whole: round() (to the nearest, halves away from zero), floor(), ceil(), or `//`.
+ROUNDING: dict[str, Any] = {
+    "round": lambda x: math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1),
+    "floor": math.floor,
+    "ceil": math.ceil,
+}
+
+# The binary operators of expressions, folded at compile time (lowering) and per run (plan).
+OPERATORS: dict[str, Any] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "//": lambda x, y: math.floor(x // y), "<": operator.lt, "<=": operator.le,
+    "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
+}
 
 # ---------------------------------------------------------------- values
 

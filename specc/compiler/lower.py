@@ -8,10 +8,11 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-import operator
 from collections.abc import Callable, Iterable
-from typing import Any
+
+import attrs
 
 from specc import diagnostics as dg
 from specc.catalogue import components as C
@@ -19,17 +20,15 @@ from specc.catalogue import schema
 from specc.catalogue import types as T
 from specc.compiler import ir
 from specc.compiler import params as P
+from specc.compiler.ir import ROUNDING
 from specc.compiler.load_modules import Loaded
+from specc.components import tasks
 from specc.lang import syntax as S
 from specc.lang.parser import MAX_EXPONENT, parse_text
 from specc.lang.printer import Printer
 from specc.store.urls import redact, storage_problem
 
-_ARITH: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
-    ">": operator.gt, ">=": operator.ge,
-}
+_ARITH = ir.OPERATORS
 _SWEEP_BLOCKS = {("sweep", "grid"), ("sweep", "cbs"), ("search", "optuna")}
 _TRAIN_NAMES = {p.name for p in schema.TRAIN}
 _EXP_NAMES = {p.name for p in schema.EXPERIMENT}
@@ -120,6 +119,17 @@ class Lowerer:
                                else "this file declares no profile"))
         return ir.Program(experiments=exps, files=tuple(self.loaded.modules))
 
+    def profile_names(self) -> list[str]:
+        """The profiles the root file's experiments declare (their own or inherited)."""
+        root = self.loaded.modules[self.loaded.root]
+        names: list[str] = []
+        for item in root.items:
+            if isinstance(item, S.Experiment):
+                for s in self._quiet_flatten(item):
+                    if isinstance(s, S.Profile) and s.name not in names:
+                        names.append(s.name)
+        return names
+
     def _flatten(self, exp: S.Experiment, seen: list[str]) -> list[S.Stmt]:
         """The statements of ``exp`` with those of the experiments it extends first."""
         if exp.extends is None:
@@ -207,6 +217,7 @@ class Lowerer:
         checkpoints: list[ir.Checkpoints] = []
         sweep: ir.Sweep | None = None
         search: ir.Search | None = None
+        inherited_block = False
 
         def set_field(path: str, stmt: S.Assign, origin: ir.Origin, params: tuple[C.Param, ...],
                       block: str) -> None:
@@ -247,11 +258,16 @@ class Lowerer:
                             self.out.error("invalid-value", b.span,
                                            message="a train block holds only `name = value`")
                 case S.Block() if (s.kind, s.variant) in _SWEEP_BLOCKS:
+                    if (sweep is not None or search is not None) and (
+                            inherited_block and id(s) in own):
+                        sweep = search = None  # a child's sweep or search replaces its parent's
                     if sweep is not None or search is not None:
                         self.out.error("sweep-conflict", s.head_span,
                                        message="an experiment has at most one sweep or search",
-                                       help="put several axes in one block")
+                                       help="merge the axes into one block (a child experiment's "
+                                            "own block replaces its parent's)")
                         continue
+                    inherited_block = id(s) not in own
                     if s.kind == "sweep":
                         sweep = self.sweep(s, scope)
                     else:
@@ -308,6 +324,8 @@ class Lowerer:
         self._fill_experiment_defaults(exp, fields, decls, scope)
         self._check_budget(exp, fields)
         self._bind_searched(fields, sweep, search)
+        self._check_unused_variables(list(decls.values()), list(fields.values()), sweep,
+                                     search, checks, checkpoints)
         return ir.Experiment(
             name=exp.name, file=file, decls=tuple(decls.values()),
             fields=tuple(sorted(fields.values(), key=lambda f: f.path)), checks=checks,
@@ -416,6 +434,96 @@ class Lowerer:
                                    help=f"add `{s.name} in [...]` to a sweep, or "
                                    f"`{s.name} ~ ...` to a search")
 
+    def _check_unused_variables(self, decls: list[ir.Declaration], fields: list[ir.Field],
+                                sweep: ir.Sweep | None, search: ir.Search | None,
+                                checks: list[ir.CheckResult],
+                                checkpoints: list[ir.Checkpoints]) -> None:
+        """A sweep axis or searched parameter that sets no field and that nothing refers to
+        would plan runs with identical configurations: an error at the axis, with a hint
+        naming the argument of the same name it was probably meant for.
+
+        Example:
+            ``lr in [1e-3, 3e-3]`` beside ``optimizer = adamw(lr = 1e-3)``.
+        """
+        values: list[ir.Value] = [d.value for d in decls] + [f.value for f in fields]
+        variables: list[tuple[str, dg.Span]] = []
+        if sweep is not None:
+            values += [f.value for f in (*sweep.derived, *sweep.settings)]
+            values += [a.when for a in sweep.axes if a.when is not None]
+            values += [v for a in sweep.axes if not isinstance(a.values, ir.ConstRange)
+                       for v in a.values]
+            for a in sweep.axes:
+                if _field_path(a.path) is not None:
+                    continue
+                if "." in a.path:  # a member: train.optimizer.weight_decay
+                    self._check_member_path(a.path, a.span, fields, decls)
+                else:
+                    variables.append((a.path, a.span))
+        if search is not None:
+            values += [f.value for f in (*search.derived, *search.settings)]
+            values += [p.dist for p in search.params]
+            values += [p.when for p in search.params if p.when is not None]
+            variables += [(p.name, p.span) for p in search.params
+                          if _field_path(p.name) is None]
+        values += [c.expr for c in checks] + [m for c in checkpoints for m in c.measures]
+        used = {x.name for v in values for x in _walk(v) if isinstance(x, ir.Var | ir.Searched)}
+        # A variable switched off by its `when` would leave what uses it unbound in those runs.
+        conditions = {id(w) for w in (
+            [a.when for a in sweep.axes] if sweep is not None else []) + (
+            [p.when for p in search.params] if search is not None else []) if w is not None}
+        conditional = {a.path: a.span for a in (sweep.axes if sweep is not None else ())
+                       if a.when is not None and _field_path(a.path) is None}
+        conditional |= {p.name: p.span for p in (search.params if search is not None else ())
+                        if p.when is not None and _field_path(p.name) is None}
+        for v in values:
+            if id(v) in conditions:
+                continue
+            for x in _walk(v):
+                if isinstance(x, ir.Comp):
+                    for arg in x.args:
+                        if isinstance(arg.value, ir.Var | ir.Searched) and \
+                                arg.value.name in conditional:
+                            name = arg.value.name
+                            self.out.error(
+                                "sweep-conflict", conditional.pop(name),
+                                message=f'"{name}" has a `when`, so some runs have no value '
+                                        f"for it, but {x.name}({arg.name} = {name}) needs one",
+                                help=f"sweep the argument itself: `train.<field>.{arg.name} "
+                                     f"in [...] when ...` keeps its default where the "
+                                     "condition is false")
+        for name, span in variables:
+            if name in used:
+                continue
+            where = next((f"{x.name}({name} = ...) at {x.span}" for v in values
+                          for x in _walk(v) if isinstance(x, ir.Comp)
+                          and any(a.name == name and not a.default for a in x.args)), None)
+            self.out.error("sweep-unused", span, name=name,
+                           help=f"pass it where it was meant, e.g. `{name} = {name}` in "
+                                f"{where}" if where else
+                                f"refer to it (`... = {name}`) or remove the axis")
+
+    def _check_member_path(self, path: str, span: dg.Span, fields: list[ir.Field],
+                           decls: list[ir.Declaration]) -> None:
+        """A swept member names an argument of the component a train field holds
+        (`train.optimizer.weight_decay`); anything else would be written nowhere."""
+        parts = path.split(".")
+        by_path = {f.path: f.value for f in fields}
+        holder = by_path.get(".".join(parts[:2])) if len(parts) == 3 else None
+        if isinstance(holder, ir.Ref):
+            holder = next((d.value for d in decls if d.name == holder.name), holder)
+        if isinstance(holder, ir.Comp):
+            names = [a.name for a in holder.args]
+            if parts[2] in names:
+                return
+            self.out.error("unknown-field", span, name=parts[2], block=f"{holder.name}()",
+                           help=dg.did_you_mean(parts[2], names)
+                           or f"its arguments: {', '.join(names)}")
+            return
+        self.out.error("unknown-field", span, name=path, block="the experiment",
+                       help="sweep a field (train.batch, seed, policy), a member of a train "
+                            "field's component (train.optimizer.weight_decay), or a variable "
+                            "the spec uses (lr, with `lr = lr`)")
+
     # ------------------------------------------------------------ sweeps and searches
     def sweep(self, block: S.Block, scope: Scope) -> ir.Sweep:
         kind = block.variant or "grid"
@@ -456,7 +564,81 @@ class Lowerer:
         if kind == "cbs" and not any(a.path == "train.batch" for a in axes):
             self.out.error("missing-field", block.head_span,
                            message="sweep cbs needs a `batch in [...]` axis")
+        samples = {a.path: _samples(a.values) for a in axes}
+        for a in axes:
+            if a.when is not None:
+                self._check_when(a.when, samples)
+        if kind == "cbs":
+            self._check_cbs(axes, settings)
         return ir.Sweep(kind=kind, axes=axes, derived=derived, settings=settings, span=block.span)
+
+    def _check_cbs(self, axes: list[ir.Axis], settings: list[ir.Field]) -> None:
+        """The reference batch is one of the swept batches, every `loss_at` is measured on the
+        reference run, and within the token budget a run is given."""
+        by = {f.path: f for f in settings}
+        batch = next((a for a in axes if a.path == "train.batch"), None)
+        ref_f = by.get("reference")
+        ref = ref_f.value.value if ref_f is not None and isinstance(ref_f.value, ir.Const) \
+            else None
+        if batch is not None and isinstance(ref, int) and not isinstance(batch.values,
+                                                                         ir.ConstRange):
+            sizes = [v.value for v in batch.values if isinstance(v, ir.Const)]
+            if ref not in sizes:
+                self.out.error("invalid-value", ref_f.span,  # type: ignore[union-attr]
+                               message=f"the reference batch {ref} is not one of the swept "
+                                       f"batches {sizes}",
+                               help="the reference run is the sweep's own run at that batch: "
+                                    "add it to `batch in [...]` or pick one of them")
+        budget_f = by.get("max_tokens")
+        budget = budget_f.value.value if budget_f is not None and isinstance(
+            budget_f.value, ir.Const) else None
+        target = by.get("target")
+        for x in _walk(target.value) if target is not None else ():
+            if not (isinstance(x, ir.Op) and x.op == "loss_at" and len(x.args) == 2):
+                continue
+            b, tokens = x.args
+            if isinstance(b, ir.Const) and isinstance(ref, int) and b.value != ref:
+                self.out.error("invalid-value", x.span,
+                               message=f"loss_at(batch = {b.value}) is measured on the reference "
+                                       f"run, whose batch is {ref}",
+                               help="write loss_at(batch = reference, tokens = ...)")
+            if isinstance(tokens, ir.Const) and _is_num(budget) and _is_num(tokens.value) \
+                    and tokens.value > budget:  # type: ignore[operator]
+                self.out.error("invalid-value", x.span,
+                               message=f"the target is read at {tokens.value:,} tokens, beyond "
+                                       f"max_tokens = {budget:,}: the reference run never "
+                                       "gets there",
+                               help="lower the target's tokens or raise max_tokens")
+
+    def _check_when(self, when: ir.Value, samples: dict[str, list[ir.Value]]) -> None:
+        """Note [Decided conditions]: a `when` must fold to true or false for every run. It is
+        evaluated with the values the variables it names can take (a few of each); a comparison
+        that does not fold (a component against a string, say) is a type error at that
+        comparison, never silently true."""
+        from specc.compiler.plan import _fold, _subst
+
+        if any(_is_poison(x) for x in _walk(when)):
+            return
+        names = sorted({x.name for x in _walk(when) if isinstance(x, ir.Var)} & samples.keys())
+        combos = itertools.islice(itertools.product(*(samples[n] for n in names)), 64)
+        for combo in combos:
+            env = dict(zip(names, combo, strict=True))
+            folded = _fold(_subst(when, env))
+            if isinstance(folded, ir.Const) and isinstance(folded.value, bool):
+                continue
+            bad = next((x for x in _walk(folded) if isinstance(x, ir.Op)
+                        and x.op in ("==", "!=", "<", "<=", ">", ">=") and len(x.args) == 2),
+                       None)
+            where = bad.span if bad is not None else when.span
+            got = (f"{_describe(bad.args[0])} and {_describe(bad.args[1])}" if bad is not None
+                   else _describe(folded))
+            self.out.error("type-mismatch", where, what="a `when` condition",
+                           expected="values of the same type on both sides", got=got,
+                           help="compare like with like: a component with a component "
+                                "(`opt == adamw(lr = 1e-3)`), a declaration with a "
+                                "declaration (`opt == fast`), a number or a string with its "
+                                "own kind")
+            return
 
     def _defaults(self, params: tuple[C.Param, ...], have: list[ir.Field], scope: Scope,
                   span: dg.Span) -> list[ir.Field]:
@@ -512,6 +694,20 @@ class Lowerer:
                     if spec is not None:
                         self.check(values[0], item_type, f"axis {name}", spec)
                         self.check(values[values.size - 1], item_type, f"axis {name}", spec)
+            case S.Name():  # a `let` list or range: `rank in ranks`
+                named = self.expr(a.values, T.ANY, scope)
+                if _is_poison(named):
+                    return None  # unknown-name already says which name
+                if isinstance(named, ir.ListV):
+                    values = [self.check(attrs.evolve(i, span=a.values.span), item_type,
+                                         f"axis {name}", spec) for i in named.items]
+                elif isinstance(named, ir.RangeV):
+                    values = ir.ConstRange(lo=named.lo, hi=named.hi, span=a.values.span)
+                else:
+                    self.out.error("type-mismatch", a.values.span, what=f"axis {name}",
+                                   expected="a list [a, b] or a range lo..hi",
+                                   got=_describe(named))
+                    return None
             case _:
                 self.out.error("type-mismatch", a.values.span, what=f"axis {name}",
                                expected="a list [a, b] or a range lo..hi",
@@ -577,7 +773,8 @@ class Lowerer:
                 and isinstance(lo.value, (int, float)) and isinstance(hi.value, (int, float))
                 and lo.value >= hi.value):
             self.out.error("out-of-range", s.dist.span, what=f"{dist.name}(lo, hi)",
-                           bound="lo < hi", got=f"lo = {lo.value}, hi = {hi.value}")
+                           bound="lo < hi", got=f"lo = {lo.value}, hi = {hi.value}",
+                           help=f"swap them: {dist.name}({hi.value}, {lo.value})")
         if dist.name == "choice" and not dist.args:
             self.out.error("sweep-empty", s.dist.span, name=".".join(s.target))
 
@@ -625,15 +822,21 @@ class Lowerer:
             return v
         problem = _mismatch(v, t)
         if problem is not None:
-            if isinstance(v, ir.Const) and isinstance(v.value, float) and t == T.INT \
-                    and not literal:
-                return ir.Const(value=round(v.value), span=v.span)  # e.g. 0.25 * chinchilla(m)
             hint = None
+            if isinstance(v, ir.Const) and isinstance(v.value, float) and t == T.INT \
+                    and not literal:  # Note [Exact integers]
+                problem = f"the non-integer {v.value:g}"
+                hint = "say how to make it whole: round(...), floor(...), ceil(...), or // " \
+                       "for integer division"
             if isinstance(v, ir.Const) and isinstance(v.value, str) and isinstance(t, T.Kind):
                 hint = "component names are written without quotes"
+            if isinstance(v, ir.Const) and isinstance(v.value, str) and t in (T.INT, T.FLOAT) \
+                    and _number_text(v.value):
+                hint = "remove the quotes: numbers are written without them"
             self.out.error("type-mismatch", v.span, what=what, expected=str(t), got=problem,
                            help=hint)
             return v
+        v = _normalize(v, t)
         if spec is not None:
             self._check_bounds(v, spec, what)
         return v
@@ -697,6 +900,10 @@ class Lowerer:
                 v = self.expr(o, t, scope)
                 if isinstance(v, ir.Const) and _is_num(v.value):
                     return ir.Const(value=-v.value, span=sp)  # type: ignore[operator]
+                if isinstance(v, ir.Comp | ir.Ref | ir.MemberV):
+                    self.out.error("type-mismatch", sp, what="'-'", expected="a number",
+                                   got=_describe(v))
+                    return _poison(sp)
                 return ir.Op(op="neg", args=[v], span=sp)
             case S.UnaryOp(operand=o):
                 v = self.expr(o, T.BOOL, scope)
@@ -733,7 +940,7 @@ class Lowerer:
                 self.out.error("type-mismatch", e.span, what=f"'{e.op}'", expected="numbers",
                                got=f"{_describe(a)} and {_describe(b)}")
                 return _poison(e.span)
-            if e.op == "/" and y == 0:
+            if e.op in ("/", "//") and y == 0:
                 self.out.error("division-by-zero", e.right.span)
                 return _poison(e.span)
             try:
@@ -748,6 +955,15 @@ class Lowerer:
                     and isinstance(x, int) and isinstance(y, int):
                 result = int(result)
             return ir.Const(value=result, span=e.span)
+        components = [x for x in (a, b) if isinstance(x, ir.Comp | ir.Ref | ir.MemberV)]
+        if components and e.op in ("+", "-", "*", "/", "//"):
+            kinds = {_value_kind(x) for x in components}
+            self.out.error("type-mismatch", e.span, what=f"'{e.op}'", expected="numbers",
+                           got=f"{_describe(a)} and {_describe(b)}",
+                           help="a metric is a component, not a number: list metrics one by "
+                                "one (metrics = [loss, perplexity])" if "metric" in kinds
+                           else "arithmetic applies to numbers and sweep variables")
+            return _poison(e.span)
         if isinstance(a, ir.Ref) and isinstance(b, ir.Ref) and e.op in ("==", "!="):
             # Two declarations are known at compile time (a swept field would be a Var).
             same = (a.kind, a.name) == (b.kind, b.name)
@@ -803,12 +1019,17 @@ class Lowerer:
         return self._let_values[key]
 
     def member(self, e: S.Member, scope: Scope) -> ir.Value:
+        if isinstance(e.obj, S.Name) and e.obj.id == "train" and "train" not in scope.decls \
+                and scope.swept.get(e.name) == f"train.{e.name}":
+            return ir.Var(name=f"train.{e.name}", span=e.span)  # a swept train field
         base = self.expr(e.obj, T.ANY, scope)
         if _is_poison(base):
             return base
         target: ir.Value | None = base
         if isinstance(base, ir.Ref):
             target = self._decl_value(base, scope)
+            if target is not None and _is_poison(target):
+                return _poison(e.span)  # its declaration's own error says it all
         if isinstance(target, ir.Comp):
             comp = C.lookup(target.name)
             members = dict(comp.members) if comp is not None else {}
@@ -862,7 +1083,38 @@ class Lowerer:
         args = self.arguments(comp, e, scope, bare)
         if comp.kind == "function":
             return self.function(comp, args, e, scope)
-        return ir.Comp(name=name, kind=comp.kind, args=args, span=e.span)
+        value = ir.Comp(name=name, kind=comp.kind, args=args, span=e.span)
+        if name in tasks.CORRUPTIONS:
+            self._check_task(value)
+        return value
+
+    def _check_task(self, task: ir.Comp) -> None:
+        """A synthetic task supports the corruption it is given, and has as many distinct
+        examples as `train + test` ask for (counted in closed form, at the data line)."""
+        corrupt = task.arg("corrupt")
+        supported = tasks.CORRUPTIONS[task.name]
+        if isinstance(corrupt, ir.Comp) and corrupt.name not in supported:
+            self.out.error("invalid-value", corrupt.span,
+                           message=f"{task.name}() has no {corrupt.name} corruption",
+                           help=f"{task.name}() supports: {', '.join(supported)}")
+        args = {a.name: a.value for a in task.args}
+        if not all(isinstance(v, ir.Const | ir.ListV) for k, v in args.items()
+                   if k in ("max", "ops", "inner", "outer", "kind", "train", "test")):
+            return  # swept: checked per run at run time
+        cfg = {k: ir.plain(v) for k, v in args.items() if not isinstance(v, ir.Comp)}
+        if not all(isinstance(cfg.get(k), int) for k in ("max", "train", "test")):
+            return  # a mistyped argument is already reported
+        try:
+            have = tasks.distinct_examples({"component": task.name, **cfg})
+            want = int(cfg["train"]) + int(cfg["test"])
+        except (KeyError, TypeError, ValueError):
+            return  # an argument is already reported
+        if want > have:
+            self.out.error("invalid-value", task.span,
+                           message=f"{task.name}() has {have:,} distinct examples with these "
+                                   f"settings, fewer than train + test = {cfg['train']:,} + "
+                                   f"{cfg['test']:,}",
+                           help="lower train/test, or widen the task (a larger max, more ops)")
 
     def arguments(self, comp: C.Component, e: S.Call, scope: Scope,
                   bare: bool) -> list[ir.ArgV]:
@@ -926,6 +1178,11 @@ class Lowerer:
     def function(self, comp: C.Component, args: list[ir.ArgV], e: S.Call,
                  scope: Scope) -> ir.Value:
         values = {a.name: a.value for a in args}
+        if comp.name in ROUNDING:  # Note [Exact integers]
+            x = values.get("x")
+            if isinstance(x, ir.Const) and _is_num(x.value):
+                return ir.Const(value=ROUNDING[comp.name](x.value), span=e.span)
+            return ir.Op(op=comp.name, args=[a.value for a in args], span=e.span)
         if comp.name in ("params", "chinchilla", "flops"):
             target = values.get("of", values.get("model"))
             n = self.count_params(target, scope, e, embeddings=comp.name != "chinchilla")
@@ -1095,6 +1352,21 @@ def _walk(v: ir.Value) -> Iterable[ir.Value]:
             yield from _walk(inner)
 
 
+def _samples(values: tuple[ir.Value, ...] | ir.ConstRange) -> list[ir.Value]:
+    """A few of an axis's values, its ends included (enough to type a `when` condition)."""
+    n = ir.axis_size(values)
+    picks = sorted({0, n - 1, *range(min(n, 8))})
+    return [values[i] for i in picks if 0 <= i < n]
+
+
+def _number_text(text: str) -> bool:
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
+
+
 def _in_range(x: object) -> bool:
     """A computed value a float can hold with room to spare (no inf, no NaN, no 4,000-digit
     integer that later stages cannot print)."""
@@ -1250,6 +1522,30 @@ def _mismatch(v: ir.Value, t: T.Type) -> str | None:  # noqa: C901
                 return None
             return _describe(v)
     return _describe(v)
+
+
+def _normalize(v: ir.Value, t: T.Type) -> ir.Value:
+    """A value in its parameter's own type, so equal meanings hash equally: an integer given
+    for a float parameter (`alpha = 8`) becomes the float (`8.0`). A union that also takes an
+    integer (`keep = 5%` or `keep = 20` edges) keeps it as written."""
+    import attrs
+
+    match t:
+        case T.Prim(name="float" | "fraction"):
+            if isinstance(v, ir.Const) and isinstance(v.value, int) \
+                    and not isinstance(v.value, bool):
+                return attrs.evolve(v, value=float(v.value))
+        case T.Optional_(inner=inner):
+            return _normalize(v, inner)
+        case T.Union_(options=options) if T.INT not in options:
+            floats = [o for o in options if _accepts_float(o)]
+            return _normalize(v, floats[0]) if len(floats) == 1 else v
+        case T.ListOf(item=item) if isinstance(v, ir.ListV):
+            return attrs.evolve(v, items=tuple(_normalize(i, item) for i in v.items))
+        case T.TupleOf(items=types) if isinstance(v, ir.TupleV) and len(types) == len(v.items):
+            return attrs.evolve(v, items=tuple(_normalize(i, it)
+                                               for i, it in zip(v.items, types, strict=True)))
+    return v
 
 
 def _accepts_float(t: T.Type) -> bool:

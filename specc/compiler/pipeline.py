@@ -54,7 +54,10 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
     loaded = load_modules(text, file, sources, out)
     if loaded is None or out.has_errors or stop_after == "parse":
         return Result(diagnostics=out.items, sources=sources, loaded=loaded)
-    program = Lowerer(loaded, out, profile=profile).program()
+    lowerer = Lowerer(loaded, out, profile=profile)
+    program = lowerer.program()
+    if profile is None:
+        _check_profiles(loaded, lowerer.profile_names(), out)
     check_dependency_cycles(loaded, out)
     if out.has_errors:
         return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program)
@@ -70,6 +73,19 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
             _DEPENDENCIES.reset(token)
     return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program,
                   plan=build_plan(program))
+
+
+def _check_profiles(loaded: Loaded, names: list[str], out: dg.Collector) -> None:
+    """Every profile is checked, always: a mistake inside `profile smoke { ... }` is reported
+    by a plain `check`, not only by `--profile smoke`. Each profile's program is lowered on the
+    side; the diagnostics it adds (once each) join the plain program's."""
+    known = {(d.code, d.span, d.message) for d in out.items}
+    for name in names:
+        side = dg.Collector()
+        Lowerer(loaded, side, profile=name).program()
+        for d in side.items:  # the collector keeps one of each
+            if (d.code, d.span, d.message) not in known:
+                out.add(attrs.evolve(d, notes=(*d.notes, f"with --profile {name}")))
 
 
 # Note [Pinned checkpoints]: `checkpoint(pretrain)` names another experiment's result. Before

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,9 +12,7 @@ import attrs
 
 from specc.compiler import ir
 
-_OPS: dict[str, Any] = {"+": operator.add, "-": operator.sub, "*": operator.mul,
-                        "/": operator.truediv, "<": operator.lt, "<=": operator.le,
-                        "==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge}
+_OPS = ir.OPERATORS
 _SHORT_TASKS = {"arithmetic": 6, "sequence": 10, "lcm": 6, "linear_fn": 10, "compositional": 8}
 
 
@@ -190,6 +187,9 @@ def _bindings(exp: ir.Experiment) -> Iterator[dict[str, ir.Value]]:
         return
     groups = _axis_groups(exp)
     seen: set[str] = set()
+    # An axis switched off leaves its field at the experiment's value, which later conditions
+    # then see (`seed in [...] when train.batch == 8` with the batch axis off).
+    fields = {f.path: f.value for f in exp.fields}
     for combo in _product([ir.axis_size(g[0].values) for g in groups]):
         binding: dict[str, ir.Value] = {}
         for g, i in zip(groups, combo, strict=True):
@@ -197,7 +197,10 @@ def _bindings(exp: ir.Experiment) -> Iterator[dict[str, ir.Value]]:
                 binding[a.path] = a.values[i]
         for g in groups:
             for a in g:
-                if a.when is not None and _truth(_subst(a.when, binding)) is False:
+                if a.when is None:
+                    continue
+                env = {**{p: fields[p] for p in _refs(a.when) if p in fields}, **binding}
+                if _truth(_subst(a.when, env)) is False:
                     binding.pop(a.path, None)
         key = json.dumps({k: ir.plain(v) for k, v in binding.items()}, sort_keys=True)
         if key in seen and any(a.when is not None for g in groups for a in g):
@@ -205,6 +208,18 @@ def _bindings(exp: ir.Experiment) -> Iterator[dict[str, ir.Value]]:
         if any(a.when is not None for g in groups for a in g):
             seen.add(key)
         yield binding
+
+
+def _refs(v: ir.Value) -> set[str]:
+    """The sweep variables a value mentions."""
+    match v:
+        case ir.Var(name=n):
+            return {n}
+        case ir.Op(args=items) | ir.ListV(items=items) | ir.TupleV(items=items):
+            return set().union(*(_refs(i) for i in items)) if items else set()
+        case ir.Comp(args=args):
+            return set().union(*(_refs(a.value) for a in args)) if args else set()
+    return set()
 
 
 def _runs(plan: ExperimentPlan) -> Iterator[Run]:
@@ -363,6 +378,11 @@ def _subst(v: ir.Value, env: dict[str, ir.Value]) -> ir.Value:
 
 def _fold(v: ir.Value) -> ir.Value:
     match v:
+        case ir.Op(op=op, args=(a,)) if op in ir.ROUNDING:
+            a = _fold(a)
+            if isinstance(a, ir.Const) and isinstance(a.value, (int, float)):
+                return ir.Const(value=ir.ROUNDING[op](a.value), span=v.span)
+            return attrs.evolve(v, args=(a,))
         case ir.Op(op=op, args=(a, b)) if op in _OPS:
             a, b = _fold(a), _fold(b)
             if isinstance(a, ir.Const) and isinstance(b, ir.Const):

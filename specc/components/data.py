@@ -82,12 +82,13 @@ class TaskData:
 
     kind = "task"
 
-    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int) -> None:
+    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int,
+                 run_seed: int = 0) -> None:
         self.vocab = vocab
         self.context = context
         self.splits = tasks.splits(cfg)
         self.encoded = {name: [self._encode(e) for e in exs] for name, exs in self.splits.items()}
-        self.seed = int(cfg.get("seed", 0))
+        self.seed = order_seed(int(cfg.get("seed", 0)), run_seed)
         too_long = [len(ids) for ids, _ in self.encoded["train"] if len(ids) > context]
         if too_long:
             msg = (f"task examples are up to {max(too_long)} tokens but the model's context is "
@@ -243,10 +244,12 @@ class ZipfNgrams(StreamData):
     power law of the tokens seen (../shared/research/seed10_cbs.md section 6).
     """
 
-    def __init__(self, cfg: dict[str, Any], context: int, vocab_size: int) -> None:
-        super().__init__(context, int(cfg["seed"]))
+    def __init__(self, cfg: dict[str, Any], context: int, vocab_size: int,
+                 run_seed: int = 0) -> None:
+        super().__init__(context, order_seed(int(cfg["seed"]), run_seed))
+        self.data_seed = int(cfg["seed"])
         vocab = min(int(cfg["vocab"]), vocab_size)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.data_seed)
         order = int(cfg["order"])
         n_rules = int(cfg["rules"])
         lengths = rng.integers(order, 2 * order + 1, size=n_rules)
@@ -254,7 +257,7 @@ class ZipfNgrams(StreamData):
         weights = 1.0 / np.arange(1, n_rules + 1) ** float(cfg["alpha"])
         self.p = weights / weights.sum()
         self.mean_len = float(np.dot(self.p, lengths))
-        self.heldout = self._draw(np.random.default_rng([self.seed, 1 << 30]),
+        self.heldout = self._draw(np.random.default_rng([self.data_seed, 1 << 30]),
                                   int(cfg["heldout"]))
 
     def _draw(self, rng: np.random.Generator, count: int) -> np.ndarray:
@@ -348,10 +351,17 @@ def build_data(cfg: dict[str, Any], vocab: Vocab, context: int, base: Path,
     """The data feed a resolved ``data`` configuration names."""
     name = cfg["component"]
     if name in ("arithmetic", "sequence", "lcm", "linear_fn", "compositional"):
-        return TaskData(cfg, vocab, context)
+        return TaskData(cfg, vocab, context, seed)
     if name == "zipf_ngrams":
-        return ZipfNgrams(cfg, context, vocab.size)
+        return ZipfNgrams(cfg, context, vocab.size, seed)
     return CorpusData(cfg, vocab, context, base, seed)
+
+
+def order_seed(data_seed: int, run_seed: int) -> int:
+    """Note [Data order]: the data's own `seed` fixes its content (which examples, the held-out
+    split); the run's `seed` also drives the order batches are drawn in, so `seed in [0, 1, 2]`
+    varies initialization and data order together. Run seed 0 keeps the data seed's order."""
+    return data_seed + (run_seed << 32)
 
 
 def steps_for(data: TaskData | StreamData, train: dict[str, Any]) -> int | None:

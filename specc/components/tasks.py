@@ -153,6 +153,53 @@ def _compositional(inner: list[str], outer: list[str], hi: int) -> Gen:
     return gen
 
 
+# The corruptions each task implements (`check` refuses any other at the data line).
+CORRUPTIONS: dict[str, tuple[str, ...]] = {
+    "arithmetic": ("flip_operator", "random_operand", "shuffle_operands"),
+    "sequence": ("random_operand",),
+    "lcm": ("random_operand",),
+    "linear_fn": ("random_operand",),
+    "compositional": ("random_operand",),
+}
+
+
+def distinct_examples(cfg: dict[str, Any]) -> int:
+    """How many distinct prompts a task's generator can make, in closed form (torch-free, so
+    `check` reports an infeasible `train + test` at the data line).
+
+    Example:
+        >>> distinct_examples({"component": "lcm", "max": 30})
+        841
+    """
+    name, hi = cfg["component"], int(cfg["max"])
+    if name == "arithmetic":
+        per_op = {"+": hi * hi, "*": hi * hi, "-": hi * (hi + 1) // 2, "/": (hi - 1) * hi}
+        return sum(per_op[op] for op in set(cfg["ops"]))
+    if name == "sequence":
+        return hi * max(1, hi // 5) if cfg.get("kind", "arithmetic") == "arithmetic" else 10 * 9
+    if name == "lcm":
+        return (hi - 1) ** 2
+    if name == "linear_fn":
+        return hi * 500
+    if name == "compositional":
+        total = 0
+        for op1 in set(cfg["inner"]):
+            for op2 in set(cfg["outer"]):
+                if op2 != "/":
+                    pairs = hi * hi if op1 == "+" else hi * (hi + 1) // 2
+                    total += pairs * (hi - 1)
+                    continue
+                for z in range(1, hi):
+                    if op1 == "+":  # x + y = left, a multiple of z, 0 <= x, y < hi
+                        total += sum(min(left, 2 * (hi - 1) - left) + 1
+                                     for left in range(0, 2 * (hi - 1) + 1, z))
+                    else:  # x - y = left >= 0, a multiple of z
+                        total += sum(hi - left for left in range(0, hi, z))
+        return total
+    msg = f"{name} is not a synthetic task"
+    raise KeyError(msg)
+
+
 def generator(cfg: dict[str, Any]) -> Gen:
     """The example generator a resolved data configuration names."""
     name = cfg["component"]

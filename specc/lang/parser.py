@@ -20,7 +20,7 @@ _TERMINAL_WORDS = {
     "STRING": "a string",
     "CMP": "a comparison",
     "ADD": "'+' or '-'",
-    "MUL": "'*' or '/'",
+    "MUL": "'*', '/' or '//'",
     "LBRACE": "'{'",
     "RBRACE": "'}'",
     "LPAR": "'('",

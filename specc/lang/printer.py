@@ -11,7 +11,7 @@ WIDTH: Final = 100
 INDENT: Final = "  "
 
 # Binding strength of each expression form; a child weaker than its slot is parenthesised.
-_PREC: Final = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6}
+_PREC: Final = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "//": 6}
 _CMP: Final = {"<", "<=", "==", "!=", ">=", ">"}
 
 

@@ -1,0 +1,124 @@
+"""`check` catches the mistake, `plan` says what runs: the static promise's mechanisms.
+
+The located diagnostics themselves are golden cases (tests/cases/check/*.exp); these tests guard
+what goldens cannot show: hashes, run configurations, data order, counts against generators.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import specc
+from specc.components import tasks
+
+
+def _runs(src: str) -> list[specc.Run]:
+    result = specc.plan(src)
+    assert result.ok, result.render()
+    return list(result.plan.runs())  # type: ignore[union-attr]
+
+
+def test_an_int_for_a_float_parameter_hashes_like_the_float() -> None:
+    base = ("experiment e {{ model m = gpt2(vocab = bytes)\n policy = lora(alpha = {a})\n"
+            " train {{ optimizer = adamw(lr = {lr}, weight_decay = {wd}) }} }}")
+    [a] = _runs(base.format(a="8", lr="1", wd="0"))
+    [b] = _runs(base.format(a="8.0", lr="1.0", wd="0.0"))
+    assert a.hash == b.hash
+    assert a.config["policy"]["alpha"] == 8.0 and isinstance(a.config["policy"]["alpha"], float)
+    # an int stays an int where the parameter takes one (keep = 20 edges, not 20.0)
+    [c] = _runs("experiment e { model m = gpt2(vocab = bytes)\n"
+                " data d = arithmetic(corrupt = flip_operator)\n"
+                " circuit = eap(data = d.circuit, keep = 20) }")
+    assert c.config["circuit"]["keep"] == 20 and isinstance(c.config["circuit"]["keep"], int)
+
+
+def test_rounding_functions_and_integer_division() -> None:
+    src = ("experiment e {{ model m = gpt2(vocab = bytes)\n"
+           " train {{ batch = {b}\n steps = 10 }} }}")
+    got = {b: _runs(src.format(b=b))[0].config["train"]["batch"]
+           for b in ("round(2.5)", "round(10 / 3)", "floor(9.9)", "ceil(9.1)", "32 // 3")}
+    assert got == {"round(2.5)": 3, "round(10 / 3)": 3, "floor(9.9)": 9, "ceil(9.1)": 10,
+                   "32 // 3": 10}
+
+
+def test_rounding_applies_per_run_to_swept_values() -> None:
+    runs = _runs("experiment e { model m = gpt2(vocab = bytes)\n"
+                 " train { batch = round(b * 1.5)\n steps = 10 }\n"
+                 " sweep grid { b in [3, 5] } }")
+    assert [r.config["train"]["batch"] for r in runs] == [5, 8]
+
+
+def test_a_when_switched_off_member_keeps_its_default() -> None:
+    runs = _runs("experiment e { model m = gpt2(vocab = bytes)\n"
+                 " train { optimizer = adamw() }\n"
+                 " sweep grid { seed in [0, 1]\n"
+                 "   train.optimizer.weight_decay in [0.0, 0.1] when seed == 0 } }")
+    assert [r.config["train"]["optimizer"]["weight_decay"] for r in runs] == [0.0, 0.1, 0.01]
+    assert len({r.hash for r in runs}) == 3
+
+
+def test_when_compares_components_and_train_fields() -> None:
+    runs = _runs("experiment e { model m = gpt2(vocab = bytes)\n"
+                 " train { optimizer = opt }\n"
+                 " sweep grid { opt in [adamw(lr = 1e-3), sgd(lr = 1e-2)]\n"
+                 "   train.batch in [8, 16] when opt == adamw(lr = 1e-3)\n"
+                 "   seed in [1, 2] when train.batch == 8 } }")
+    assert [r.name for r in runs] == [
+        "e[opt=adamw,train.batch=8,seed=1]", "e[opt=adamw,train.batch=8,seed=2]",
+        "e[opt=adamw,train.batch=16]", "e[opt=sgd]"]
+
+
+@pytest.mark.parametrize("cfg", [
+    {"component": "arithmetic", "ops": ["+", "-", "*", "/"], "max": 12},
+    {"component": "lcm", "max": 12},
+    {"component": "sequence", "kind": "arithmetic", "length": 4, "max": 30},
+    {"component": "sequence", "kind": "geometric", "length": 4, "max": 30},
+    {"component": "compositional", "inner": ["+", "-"], "outer": ["*", "/", "+"], "max": 7},
+    {"component": "linear_fn", "max": 3},
+], ids=lambda c: c["component"])
+def test_distinct_example_counts_match_the_generators(cfg: dict[str, object]) -> None:
+    gen = tasks.generator(cfg)
+    rng = random.Random(0)
+    seen = {gen(rng)[0] for _ in range(150_000)}
+    assert tasks.distinct_examples(cfg) == len(seen)
+
+
+def test_every_task_default_is_feasible() -> None:
+    for name in tasks.CORRUPTIONS:
+        assert specc.check(f"experiment e {{ model m = gpt2(vocab = bytes)\n data d = {name}() }}"
+                           ) == [], name
+
+
+def test_the_run_seed_drives_the_data_order_and_zero_keeps_the_old_one() -> None:
+    import numpy as np
+
+    from specc.components import data as D
+    from specc.components.vocab import build_vocab
+
+    cfg = {"component": "arithmetic", "ops": ["+"], "max": 20, "train": 200, "test": 50,
+           "corrupt": None, "seed": 3}
+    vocab = build_vocab({"component": "numbers", "values": {"range": [0, 99]}}, None)
+    shapes = D.shapes_for({"batch": 16}, D.TaskData(cfg, vocab, 16))
+    order = {s: D.TaskData(cfg, vocab, 16, run_seed=s).train_batch(0, 16, shapes)["input_ids"]
+             for s in (0, 1)}
+    assert not np.array_equal(np.asarray(order[0]), np.asarray(order[1]))
+    # run seed 0 keeps the order the data's own seed gave before the run seed took part
+    perm = np.random.default_rng([3, 0]).permutation(200)
+    assert D.TaskData(cfg, vocab, 16)._perm(0, 200).tolist() == perm.tolist()
+
+
+def test_every_run_of_the_spec_library_is_bound_and_distinct() -> None:
+    from pathlib import Path
+
+    for path in sorted(Path("specs").glob("*.exp")):
+        result = specc.plan(path)
+        assert result.ok, result.render()
+        for ep in result.plan.experiments:  # type: ignore[union-attr]
+            if ep.strategy == "cbs":  # its race makes its runs (the run-path issue)
+                continue
+            runs = list(ep.runs())
+            assert len({r.hash for r in runs}) == len(runs), path
+            assert all('"var"' not in str(r.config) and "'var'" not in str(r.config)
+                       for r in runs), path
