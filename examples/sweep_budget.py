@@ -32,10 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         assert result.plan is not None
         for ep in result.plan.experiments:
             cost = ep.cost()
-            flag = "  OVER BUDGET" if cost.flops > args.max_flops else ""
+            if cost.flops is None:  # a model whose shape is unknown: say so, never pass it
+                flag, flops = "  UNKNOWN COST", "?"
+            else:
+                flag = "  OVER BUDGET" if cost.flops > args.max_flops else ""
+                flops = f"{cost.flops:.2e}"
             failed |= bool(flag)
             print(f"{ep.experiment.name:<16} {ep.strategy:<8} {cost.runs:>6} {cost.steps:>10,} "
-                  f"{cost.tokens:>14,} {cost.flops:>10.2e}{flag}")
+                  f"{cost.tokens:>14,} {flops:>10}{flag}")
     return 1 if failed else 0
 
 

@@ -150,7 +150,7 @@ def test_b_star_scaling_against_model_and_data_size(tmp_path: Path,
     target = [loss_at(batch = reference, tokens = chinchilla(lm)),
               loss_at(batch = reference, tokens = 2 * chinchilla(lm))]
     lr in [1e-3] race
-    max_tokens = 100k
+    max_tokens = 3 * chinchilla(lm)
   }}
 }}
 """

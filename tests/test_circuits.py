@@ -208,3 +208,25 @@ def test_circuit_aware_lora_end_to_end(tmp_path: Path) -> None:
         if hasattr(module, "lora_A") and "default" in module.lora_A:
             layer = int(name.split("layers.")[1].split(".")[0])
             assert module.lora_A["default"].weight.shape[0] == alloc["ranks"][layer]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_attribution_runs_in_the_models_dtype(dtype: str) -> None:
+    """Pretrained checkpoints keep their dtype (Pythia's are fp16): every method runs on them,
+    scores come out in fp32 (fp64 for an fp64 model), close to the fp32 model's."""
+    import torch
+
+    from specc.circuits.attribute import Attributor
+
+    model, pairs = _trained_task_model("gpt2")
+    ref = Attributor(model, pairs[:8], "kl_last_token", batch=8)
+    want = ref.exact()[ref.mask]
+    cast = model.to(getattr(torch, dtype))  # type: ignore[attr-defined]
+    att = Attributor(cast, pairs[:8], "kl_last_token", batch=8)
+    wide = torch.float64 if dtype == "float64" else torch.float32
+    for scores in (att.eap(), att.eap_ig(2), att.exact()):
+        assert scores.dtype == wide and torch.isfinite(scores).all()
+    got = att.exact()[att.mask].float()
+    assert torch.corrcoef(torch.stack([got, want.float()]))[0, 1] > 0.99
+    faith = att.faithfulness(att.mask)
+    assert faith["circuit"] == pytest.approx(0.0, abs=0.05)  # every edge kept: the clean run

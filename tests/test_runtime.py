@@ -456,7 +456,8 @@ def test_a_task_smaller_than_its_splits_is_a_located_error(tmp_path: Path,
     s = spec(tmp_path, data='arithmetic(ops = ["+"], max = 5, train = 100, test = 10)')
     assert main(["run", str(s), "--root", str(tmp_path / "runs"), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "tiny.exp:3:3" in err and "only 25 distinct examples" in err
+    # caught by check, at the data's own line, before anything runs
+    assert "tiny.exp:3:15" in err and "has 25 distinct examples" in err
     assert "Traceback" not in err
 
 

@@ -7,6 +7,7 @@ what goldens cannot show: hashes, run configurations, data order, counts against
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,125 @@ def test_every_run_of_the_spec_library_is_bound_and_distinct() -> None:
             assert len({r.hash for r in runs}) == len(runs), path
             assert all('"var"' not in str(r.config) and "'var'" not in str(r.config)
                        for r in runs), path
+
+
+COSTS = """model small = gpt2(layers = 1, heads = 2, width = 32, vocab = bytes)
+model big = gpt2(layers = 4, heads = 4, width = 128, vocab = bytes)
+experiment a { model = small
+  train { steps = 10 } }
+experiment b { model m = checkpoint(a)
+  train { steps = 10 } }
+experiment c { model = m
+  train { steps = 10 }
+  sweep grid { m in [small, big] } }
+"""
+
+
+def test_every_run_is_costed_from_its_own_model(tmp_path: Path) -> None:
+    path = tmp_path / "costs.exp"
+    path.write_text(COSTS)
+    result = specc.plan(path)
+    assert result.ok, result.render()
+    a, b, c = result.plan.experiments  # type: ignore[union-attr]
+    small = a.run_params()(next(a.runs()))["model"]
+    assert small is not None and small > 0
+    assert a.cost().flops == pytest.approx(6.0 * small * a.cost().tokens)
+    assert b.cost().flops == a.cost().flops  # a checkpoint of a costs like a
+    counts = [c.run_params()(r)["model"] for r in c.runs()]
+    assert counts[0] == small and counts[1] > 10 * small
+    tokens = c.cost().tokens // 2
+    assert c.cost().flops == pytest.approx(6.0 * (counts[0] + counts[1]) * tokens)
+
+
+def test_a_swept_declaration_is_part_of_its_runs_hash(tmp_path: Path) -> None:
+    path = tmp_path / "costs.exp"
+    path.write_text(COSTS)
+    runs = list(specc.plan(path).plan.experiments[2].runs())  # type: ignore[union-attr]
+    assert runs[1].config["model"]["component"] == "gpt2" and runs[1].config["model"]["layers"] == 4
+    path.write_text(COSTS.replace("layers = 4, heads = 4", "layers = 5, heads = 4"))
+    after = [r.hash for r in specc.plan(path).plan.experiments[2].runs()]  # type: ignore[union-attr]
+    assert runs[1].hash != after[1]
+
+
+def test_sweep_budget_refuses_what_it_cannot_cost(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "costs.exp"
+    path.write_text(COSTS + 'experiment d { model m = pretrained("EleutherAI/pythia-1.4b")\n'
+                            "  train { steps = 10 } }\n")
+    out = subprocess.run([sys.executable, "examples/sweep_budget.py", str(path), "--max-flops",
+                          "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "OVER BUDGET" in out.stdout and "UNKNOWN COST" in out.stdout
+
+
+def test_params_of_a_local_pretrained_model_come_from_its_config(tmp_path: Path) -> None:
+    import json
+
+    model = tmp_path / "pythia-1.4b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({
+        "model_type": "gpt_neox", "hidden_size": 2048, "num_hidden_layers": 24,
+        "num_attention_heads": 16, "intermediate_size": 8192, "vocab_size": 50304,
+        "max_position_embeddings": 2048}))
+    spec = tmp_path / "p.exp"
+    spec.write_text('experiment e { model base = pretrained("pythia-1.4b")\n'
+                    "  policy l = lora(rank = 8)\n"
+                    "  check params(base) == 1414647808\n"
+                    "  check params(l) == 24 * 8 * (2048 + 3 * 2048 + 2048 + 2048 + 2048 + 8192"
+                    " + 8192 + 2048)\n"
+                    "  train { steps = 1 } }\n")
+    result = specc.plan(spec)
+    assert result.ok, result.render()
+    assert [c.passed for c in result.program.experiments[0].checks] == [True, True]  # type: ignore[union-attr]
+    hub = 'experiment e { model base = pretrained("EleutherAI/pythia-1.4b")\n' \
+          "  policy l = lora(rank = 8)\n  check params(l) > 0\n  train { steps = 1 } }"
+    [d] = specc.check(hub)
+    assert d.code == "not-constant" and "shape is not known" in (d.help or "")
+
+
+def test_a_local_tokenizers_size_is_read(tmp_path: Path) -> None:
+    import json
+
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text(json.dumps({
+        "model": {"vocab": {f"t{i}": i for i in range(1000)}},
+        "added_tokens": [{"id": 1000}, {"id": 1001}]}))
+    spec = tmp_path / "t.exp"
+    spec.write_text('experiment e { model m = gpt2(layers = 1, heads = 1, width = 8, '
+                    'context = 4, vocab = tokenizer("tok"))\n'
+                    "  check params(m) == 1002 * 8 + 4 * 8 + (8 * 24 + 24 + 8 * 8 + 8 + "
+                    "8 * 32 + 32 + 32 * 8 + 8 + 32) + 16\n  train { steps = 1 } }\n")
+    result = specc.plan(spec)
+    assert result.ok and result.program.experiments[0].checks[0].passed, result.render()  # type: ignore[union-attr]
+
+
+def test_circuit_lora_costs_its_probe_and_circuits() -> None:
+    from specc.compiler.plan import run_steps
+
+    result = specc.plan("specs/circuit_lora.exp", profile="smoke")
+    [ep] = result.plan.experiments  # type: ignore[union-attr]
+    counts = ep.run_params()
+    runs = {r.name.split("=")[1].split(",")[0]: r for r in ep.runs()}
+    lora, aware = runs["lora"], runs["circuit_aware"]
+    assert counts(aware)["trainable"] is not None
+    assert run_steps(lora.config) == run_steps(aware.config)
+    from specc.compiler.plan import _RunCosts
+
+    costs = _RunCosts(ep)
+    (s_l, t_l, f_l), (s_a, t_a, f_a) = costs.of(lora.config), costs.of(aware.config)
+    assert s_a > s_l and t_a > t_l and f_a > f_l  # the probe fine-tune and two circuits
+
+
+def test_the_text_plan_shows_a_searchs_settings_and_each_runs_parameters(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from specc.cli.main import main
+
+    assert main(["plan", "specs/lora_hpo.exp"]) == 0
+    out = capsys.readouterr().out
+    for word in ("sampler =", "pruner =", "objective =", 'storage = "runs/lora_hpo.journal"'):
+        assert word in out, word
+    assert main(["plan", "specs/quickstart.exp"]) == 0
+    assert "(426,496 params)" in capsys.readouterr().out

@@ -72,6 +72,14 @@ class Attributor:
         self.n = sum(len(b[0]) for b in self.batches)
         self.mask = self.cm.graph.upstream().to(self.device)
         self.torch = torch
+        # Probes live in the model's dtype (pretrained checkpoints are often fp16 or bf16);
+        # scores and metrics accumulate in at least fp32, and in fp64 for an fp64 model.
+        self.dtype = next(model.parameters()).dtype
+        self.wide = torch.float64 if self.dtype == torch.float64 else torch.float32
+
+    def _metric(self, logits: Any, clean: Any, answer: Any, top: Any) -> Any:
+        """The circuit metric, computed in the wide dtype (fp32, or fp64 for an fp64 model)."""
+        return self.metric(logits.to(self.wide), clean.to(self.wide), answer, top)
 
     def _cut(self) -> None:
         step_boundary(self.device)
@@ -85,19 +93,20 @@ class Attributor:
     def _grads(self, clean: Any, clean_last: Any, answer: Any, top: Any,
                embeds: Any | None) -> Any:
         probes = self.torch.zeros(self.cm.n_dst, *clean.shape, self.cm.d, device=self.device,
-                                  requires_grad=True)
+                                  dtype=self.dtype, requires_grad=True)
         logits, _ = self.cm.forward(clean, probes, embeds=embeds)
-        value = self.metric(logits[:, -1].float(), clean_last.float(), answer, top).sum()
+        value = self._metric(logits[:, -1], clean_last, answer, top).sum()
         (grad,) = self.torch.autograd.grad(value, probes)
         return grad
 
     def eap(self) -> Any:
         """One gradient at the clean input."""
-        scores = self.torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device)
+        scores = self.torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device,
+                                  dtype=self.wide)
         for clean, corrupt, answer in self.batches:
             clean_last, _, dz, corrupt_last = self._runs(clean, corrupt)
             g = self._grads(clean, clean_last, answer, corrupt_last.argmax(-1), None)
-            scores += self.torch.einsum("ubtd,vbtd->uv", dz, g)
+            scores += self.torch.einsum("ubtd,vbtd->uv", dz, g).to(self.wide)
             self._cut()
         return (scores / self.n) * self.mask
 
@@ -107,7 +116,8 @@ class Attributor:
         ``paper``: alpha = k/m for k = 1..m (includes the clean end); ``left``: k = 0..m-1.
         """
         ks = range(1, steps + 1) if endpoints == "paper" else range(steps)
-        scores = self.torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device)
+        scores = self.torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device,
+                                  dtype=self.wide)
         for clean, corrupt, answer in self.batches:
             clean_last, z_c, dz, corrupt_last = self._runs(clean, corrupt)
             top = corrupt_last.argmax(-1)
@@ -117,26 +127,27 @@ class Attributor:
                 g = self._grads(clean, clean_last, answer, top, e_p + (k / steps) * (e_c - e_p))
                 total = g if total is None else total + g
                 self._cut()
-            scores += self.torch.einsum("ubtd,vbtd->uv", dz, total) / steps
+            scores += self.torch.einsum("ubtd,vbtd->uv", dz, total).to(self.wide) / steps
             self._cut()
         return (scores / self.n) * self.mask
 
     def exact(self) -> Any:
         """metric(edge patched) - metric(clean) for every edge: the ground truth (slow)."""
         torch = self.torch
-        scores = torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device)
+        scores = torch.zeros(self.cm.n_src, self.cm.n_dst, device=self.device, dtype=self.wide)
         edges = self.mask.nonzero().tolist()
         with torch.no_grad():
             for clean, corrupt, answer in self.batches:
                 clean_last, _, dz, corrupt_last = self._runs(clean, corrupt)
                 top = corrupt_last.argmax(-1)
-                base = self.metric(clean_last.float(), clean_last.float(), answer, top).sum()
-                probes = torch.zeros(self.cm.n_dst, *clean.shape, self.cm.d, device=self.device)
+                base = self._metric(clean_last, clean_last, answer, top).sum()
+                probes = torch.zeros(self.cm.n_dst, *clean.shape, self.cm.d, device=self.device,
+                                     dtype=self.dtype)
                 for u, v in edges:
                     probes[v] = dz[u]
                     logits, _ = self.cm.forward(clean, probes)
                     probes[v] = 0
-                    value = self.metric(logits[:, -1].float(), clean_last.float(), answer, top)
+                    value = self._metric(logits[:, -1], clean_last, answer, top)
                     scores[u, v] += value.sum() - base
                     self._cut()
         return scores / self.n
@@ -149,19 +160,17 @@ class Attributor:
         """
         torch = self.torch
         base = circuit = clean_value = 0.0
-        off = (self.mask & ~in_circuit.to(self.device)).float()
+        off = (self.mask & ~in_circuit.to(self.device)).to(self.dtype)
         with torch.no_grad():
             for clean, corrupt, answer in self.batches:
                 clean_last, _, dz, corrupt_last = self._runs(clean, corrupt)
                 top = corrupt_last.argmax(-1)
                 probes = torch.einsum("ubtd,uv->vbtd", dz, off)
                 logits, _ = self.cm.forward(clean, probes)
-                circuit += float(self.metric(logits[:, -1].float(), clean_last.float(), answer,
+                circuit += float(self._metric(logits[:, -1], clean_last, answer,
                                              top).sum())
-                base += float(self.metric(corrupt_last.float(), clean_last.float(), answer,
-                                          top).sum())
-                clean_value += float(self.metric(clean_last.float(), clean_last.float(), answer,
-                                                 top).sum())
+                base += float(self._metric(corrupt_last, clean_last, answer, top).sum())
+                clean_value += float(self._metric(clean_last, clean_last, answer, top).sum())
         b, c, m = base / self.n, circuit / self.n, clean_value / self.n
         paper = 100.0 * (1 - abs(b - c) / b) if b else float("nan")
         normalized = (c - b) / (m - b) if m != b else float("nan")

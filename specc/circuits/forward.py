@@ -195,7 +195,7 @@ class CircuitModel:
             probes = z_in.new_zeros(self.n_dst, B, T, d)
         outs = [z_in]
         resid = z_in
-        mask = torch.full((T, T), float("-inf"), device=z_in.device).triu(1)
+        mask = torch.full((T, T), float("-inf"), device=z_in.device, dtype=z_in.dtype).triu(1)
         rot = self._rotary(z_in, T)
         per_layer = 3 * H + 1
         for layer, block in enumerate(self._blocks()):

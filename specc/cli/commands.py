@@ -14,6 +14,7 @@ from specc.cli.main import EXIT_DIAG, EXIT_OK, EXIT_USAGE
 from specc.compiler import ir
 from specc.compiler.pipeline import Result, compile_file
 from specc.lang.source import SourceError, read_source
+from specc.store.urls import redact
 
 
 def expand(paths: list[str]) -> list[str]:
@@ -109,7 +110,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         bound = "" if ep.count_exact else "at most "
         print(f"\nexperiment {ep.experiment.name}: {ep.strategy}, {bound}{cost.runs:,} run"
               f"{'s' if cost.runs != 1 else ''}")
-        print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} tokens, {cost.flops:.3g} FLOPs"
+        flops = f"{cost.flops:.3g} FLOPs" if cost.flops is not None else \
+            "FLOPs unknown (a model's shape is not known at check time)"
+        print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} tokens, {flops}"
               + (f", model {ep.experiment.params:,} params" if ep.experiment.params else ""))
         for c in ep.experiment.checks:
             print(f"  check {c.text}: {'passed' if c.passed else 'at run time'}")
@@ -118,14 +121,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"  search space ({space['kind']}):")
             for k, v in (space.get("params") or space.get("axes") or {}).items():
                 print(f"    {k}: {json.dumps(v)}")
+            for k, v in (space.get("settings") or {}).items():  # storage, sampler, targets...
+                if k == "storage":
+                    v = redact(str(v))
+                print(f"    {k} = {json.dumps(v)}")
         limit = None if args.all else 20
+        counts = ep.run_params()
         for shown, run in enumerate(ep.runs()):
             if limit is not None and shown >= limit:
                 print(f"  ... {'at most ' if not ep.count_exact else ''}"
                       f"{ep.count - shown:,} more (--all lists them)")
                 break
-            print(f"  {run.hash}  {run.name}")
+            print(f"  {run.hash}  {run.name}{_params_text(counts(run))}")
     return EXIT_OK
+
+
+def _params_text(n: dict[str, int | None]) -> str:
+    if n["model"] is None:
+        return "  (parameters unknown at check time)"
+    if n["trainable"] is None or n["trainable"] == n["model"]:
+        return f"  ({n['model']:,} params)"
+    return f"  ({n['trainable']:,} of {n['model']:,} params trained)"
 
 
 def _plan_json(plan: Any) -> None:
@@ -139,8 +155,10 @@ def _plan_json(plan: Any) -> None:
                 "cost": ep.cost().to_json(), "search_space": ep.search_space(),
                 "checks": [{"text": c.text, "passed": c.passed} for c in ep.experiment.checks]}
         w(json.dumps(head, sort_keys=True)[:-1] + ', "runs": [')
+        counts = ep.run_params()
         for j, run in enumerate(ep.runs()):
-            w((", " if j else "") + json.dumps(run.to_json(), sort_keys=True))
+            w((", " if j else "") + json.dumps({**run.to_json(), "params": counts(run)},
+                                               sort_keys=True))
         w("]}")
     w("]}\n")
 
@@ -178,6 +196,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_components(args: argparse.Namespace) -> int:
     from specc.catalogue import CATALOGUE
 
+    kinds = sorted({c.kind for c in CATALOGUE})
+    if args.kind is not None and args.kind not in kinds:
+        hint = dg.did_you_mean(args.kind, kinds) or f"kinds: {', '.join(kinds)}"
+        sys.stderr.write(f"specc: error: unknown component kind {args.kind!r}; {hint}\n")
+        return EXIT_USAGE
     comps = [c for c in CATALOGUE if args.kind is None or c.kind == args.kind]
     if args.json:
         print(json.dumps([_component_json(c) for c in comps], indent=2))

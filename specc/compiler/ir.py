@@ -286,6 +286,9 @@ class Experiment:
     profile: str | None = None
     extends: str | None = None
     params: int | None = None  # parameters of the model trained, when known at compile time
+    # The shape of that model (through checkpoints and local config.json files), for counting;
+    # derived from the declarations, so not part of the meaning.
+    shape: Comp | None = attrs.field(default=None, eq=False, repr=False)
     span: Span = _span()
 
     def field(self, path: str) -> Value | None:

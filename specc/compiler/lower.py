@@ -11,6 +11,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import attrs
 
@@ -332,6 +333,7 @@ class Lowerer:
             checkpoints=checkpoints, sweep=sweep, search=search,
             profile=self.profile if chosen else None, extends=exp.extends,
             params=P.model_params(scope.model) if scope.model is not None else None,
+            shape=scope.model,
             span=exp.span)
 
     def _import_globals(self, decls: dict[str, ir.Declaration], fields: dict[str, ir.Field],
@@ -343,6 +345,13 @@ class Lowerer:
         for block in (sweep, search):
             if block is not None:
                 values += [f.value for f in (*block.derived, *block.settings)]
+        # Swept declarations too (`model in [small, big]`): a run's configuration holds the
+        # definition of the model it trains, so changing `small` changes its runs' hashes.
+        if sweep is not None:
+            values += [v for a in sweep.axes if not isinstance(a.values, ir.ConstRange)
+                       for v in a.values]
+        if search is not None:
+            values += [p.dist for p in search.params]
         pending = [v for root in values for v in _walk(root) if isinstance(v, ir.Ref)]
         while pending:
             ref = pending.pop()
@@ -1203,7 +1212,8 @@ class Lowerer:
         count = P.model_params if embeddings else P.non_embedding_params
         if not isinstance(target, ir.Ref):
             if isinstance(target, ir.Comp) and target.kind == "model":
-                return count(self.resolve_model(target) or target)
+                model = self.resolve_model(target, scope.file)
+                return count(model) if model is not None else None
             return None
         value = self._decl_value(target, scope)
         if not isinstance(value, ir.Comp):
@@ -1214,12 +1224,15 @@ class Lowerer:
             if n is None:
                 self.out.error("not-constant", e.span, what=f"params({target.name})",
                                help="parameter counts are known for models built from a "
-                               "config (gpt2, pythia, llama) and checkpoints of them")
+                               "config (gpt2, pythia, llama), checkpoints of them, and "
+                               "pretrained models in a local directory with a config.json")
             return n
         if value.kind == "policy":
             if scope.model is None:
                 self.out.error("not-constant", e.span, what=f"params({target.name})",
-                               help="the experiment needs a model built from a config")
+                               help="the model's shape is not known: build it from a config, "
+                                    "or give pretrained() a local directory with a config.json "
+                                    "(a hub id's shape is not read at check time)")
                 return None
             n = P.policy_params(value, scope.model)
             if n is None:
@@ -1229,14 +1242,15 @@ class Lowerer:
         return None
 
     def model_comp(self, value: ir.Value | None, scope: Scope) -> ir.Comp | None:
-        """The model component a value names (through declarations and checkpoints)."""
+        """The model component a value names (through declarations and checkpoints), with the
+        shapes local files give (Note [Shapes of local models]); None when unknown."""
         if isinstance(value, ir.Ref):
             value = self._decl_value(value, scope)
         if isinstance(value, ir.Comp) and value.kind == "model":
-            return self.resolve_model(value)
+            return self.resolve_model(value, scope.file)
         return None
 
-    def resolve_model(self, model: ir.Comp) -> ir.Comp | None:
+    def resolve_model(self, model: ir.Comp, file: str) -> ir.Comp | None:
         """Follow ``checkpoint(exp)`` to the model component that experiment trains."""
         seen: set[str] = set()
         while model.name == "checkpoint":
@@ -1248,7 +1262,7 @@ class Lowerer:
             if found is None:
                 return None
             model = found
-        return model
+        return P.with_local_shapes(model, Path(file).parent)
 
     def _experiment_model(self, name: str) -> ir.Comp | None:
         if name in self._models:

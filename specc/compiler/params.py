@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
 
 from specc.compiler import ir
 
@@ -32,7 +36,8 @@ ATTENTION: Final = ("c_attn", "attn.c_proj", "query_key_value", "attention.dense
 
 
 def vocab_size(vocab: ir.Value | None) -> int:
-    """Tokens in a vocabulary component (numbers: the range plus 16 specials and operators)."""
+    """Tokens in a vocabulary component (numbers: the range plus 16 specials and operators;
+    a tokenizer: read by ``pretrained_shape``'s caller into ``size``, else GPT-2's 50,304)."""
     if isinstance(vocab, ir.Comp):
         if vocab.name == "numbers":
             rng = vocab.arg("values")
@@ -40,7 +45,100 @@ def vocab_size(vocab: ir.Value | None) -> int:
                 return rng.hi - rng.lo + 1 + 16
         if vocab.name == "bytes":
             return 256 + 4
+        size = vocab.arg("size")  # a tokenizer whose size was read from its directory
+        if isinstance(size, ir.Const) and isinstance(size.value, int):
+            return size.value
     return 50304
+
+
+# Note [Shapes of local models]: `params()` and plan costs of `pretrained("dir")` come from the
+# directory's config.json (and a `tokenizer("dir")`'s size from its tokenizer.json), read at
+# check time without torch. A hub id or a directory without them has an unknown count: said,
+# never guessed. The files are small JSON documents of a directory the spec names.
+_FAMILIES = {"gpt2": "gpt2", "gpt_neox": "pythia", "llama": "llama", "mistral": "llama",
+             "qwen2": "llama"}
+_MAX_JSON = 8 << 20
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_JSON:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _local_dir(source: ir.Value | None, base: Path | None) -> Path | None:
+    if not (isinstance(source, ir.Const) and isinstance(source.value, str)) or base is None:
+        return None
+    path = Path(source.value).expanduser()
+    path = path if path.is_absolute() else base / path
+    return path if path.is_dir() else None
+
+
+def pretrained_shape(model: ir.Comp, base: Path | None) -> ir.Comp | None:
+    """A config-built model component equivalent in shape to a local ``pretrained`` model (for
+    counting only), or None when its shape cannot be read."""
+    folder = _local_dir(model.arg("source"), base)
+    cfg = _read_json(folder / "config.json") if folder is not None else None
+    if cfg is None or cfg.get("model_type") not in _FAMILIES:
+        return None
+
+    def get(*keys: str, default: int | None = None) -> int | None:
+        for k in keys:
+            if isinstance(cfg.get(k), int) and not isinstance(cfg.get(k), bool):
+                return int(cfg[k])
+        return default
+
+    width, heads = get("n_embd", "hidden_size"), get("n_head", "num_attention_heads")
+    layers, vocab = get("n_layer", "num_hidden_layers"), get("vocab_size")
+    if None in (width, heads, layers, vocab):
+        return None
+    inner = get("n_inner", "intermediate_size", default=4 * width)  # type: ignore[operator]
+    args = {"layers": layers, "heads": heads, "width": width,
+            "context": get("n_positions", "max_position_embeddings", default=1024),
+            "mlp_ratio": max(1, (inner or 4 * width) // width)}  # type: ignore[operator]
+    family = _FAMILIES[cfg["model_type"]]
+    if family == "llama":
+        args["kv_heads"] = get("num_key_value_heads", default=heads)
+    vocab_comp = ir.Comp(name="tokenizer", kind="vocab",
+                         args=(ir.ArgV(name="size", value=ir.Const(value=vocab)),))
+    return ir.Comp(name=family, kind="model",
+                   args=(*(ir.ArgV(name=k, value=ir.Const(value=v)) for k, v in args.items()),
+                         ir.ArgV(name="vocab", value=vocab_comp)), span=model.span)
+
+
+def tokenizer_size(vocab: ir.Comp, base: Path | None) -> int | None:
+    """The tokens of a local ``tokenizer("dir")`` (its vocabulary plus added tokens)."""
+    folder = _local_dir(vocab.arg("path"), base)
+    data = _read_json(folder / "tokenizer.json") if folder is not None else None
+    if data is None:
+        return None
+    table = (data.get("model") or {}).get("vocab") if isinstance(data.get("model"), dict) else None
+    if not isinstance(table, (dict, list)):
+        return None
+    ids = set(table.values()) if isinstance(table, dict) else set(range(len(table)))
+    ids |= {t.get("id") for t in data.get("added_tokens") or [] if isinstance(t, dict)}
+    return len({i for i in ids if isinstance(i, int)})
+
+
+def with_local_shapes(model: ir.Comp, base: Path | None) -> ir.Comp | None:
+    """``model`` with what local files say filled in: a pretrained model's shape, a tokenizer's
+    size. None: a pretrained model whose shape is unknown (Note [Shapes of local models])."""
+    if model.name == "pretrained":
+        return pretrained_shape(model, base)
+    vocab = model.arg("vocab")
+    if isinstance(vocab, ir.Comp) and vocab.name == "tokenizer":
+        size = tokenizer_size(vocab, base)
+        if size is None:
+            return model
+        sized = attrs.evolve(vocab, args=(*vocab.args,
+                                          ir.ArgV(name="size", value=ir.Const(value=size))))
+        return attrs.evolve(model, args=tuple(attrs.evolve(a, value=sized) if a.name == "vocab"
+                                              else a for a in model.args))
+    return model
 
 
 def _int(comp: ir.Comp, name: str, default: int = 0) -> int:
@@ -138,8 +236,10 @@ def layer_ranks(policy: ir.Comp, layers: int) -> list[int] | None:
 
 
 def policy_params(policy: ir.Comp, model: ir.Comp) -> int | None:
-    """Trainable parameters when ``policy`` is applied to ``model``."""
+    """Trainable parameters when ``policy`` is applied to ``model`` (None: unknown)."""
     total = model_params(model)
+    if total is None:
+        return None
     if policy.name == "full":
         return total
     if policy.name == "freeze":

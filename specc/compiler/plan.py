@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -43,7 +44,7 @@ class Cost:
     runs: int
     steps: int
     tokens: int
-    flops: float
+    flops: float | None  # None: a run's model shape is unknown (Note [Run cost])
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -59,6 +60,12 @@ class ExperimentPlan:
 
     def runs(self) -> Iterator[Run]:
         return _runs(self)
+
+    def run_params(self) -> Callable[[Run], dict[str, int | None]]:
+        """A function giving each run's parameter counts: its model's and its policy's
+        trainable ones (None where a shape is unknown at check time)."""
+        costs = _RunCosts(self)
+        return lambda run: costs.counts(run.config)
 
     @property
     def count(self) -> int:
@@ -442,44 +449,160 @@ def run_steps(config: dict[str, Any]) -> tuple[int, int]:
 
 
 def _cost(plan: ExperimentPlan) -> Cost:
+    """Runs, steps, tokens and FLOPs of an experiment, each run costed from its own model
+    (a swept model, a top-level declaration, a checkpoint of another experiment, a local
+    pretrained model). FLOPs are None when a run's model shape is unknown, never 0."""
     exp = plan.experiment
-    n_params = exp.params or 0
-    steps = tokens = 0
+    costs = _RunCosts(plan)
     if exp.search is not None:
-        config = resolve_config(exp, plan.program, {})
-        s, seq = run_steps(config)
-        batch = _int(config.get("train", {}).get("batch"), 32)
+        s, t, f = costs.of(resolve_config(exp, plan.program, {}))
         trials = _trials(exp)
-        steps, tokens = s * trials, s * trials * batch * seq
-        runs = trials
-    elif exp.sweep is not None and (not _has_when(exp) or not plan.count_exact):
-        # (a huge grid with `when`: the closed form over every combination, an upper bound)
-        # Closed form over the axes that change the step count; the rest multiply.
-        runs = plan.count
-        steps, tokens = _per_run_cost(exp, plan)
-    else:
-        runs = 0
-        for run in _runs(plan):
-            runs += 1
-            s, seq = run_steps(run.config)
-            steps += s
-            tokens += s * _int(run.config.get("train", {}).get("batch"), 32) * seq
-    return Cost(runs=runs, steps=steps, tokens=tokens, flops=6.0 * n_params * tokens)
+        return Cost(runs=trials, steps=s * trials, tokens=t * trials,
+                    flops=None if f is None else f * trials)
+    if exp.sweep is not None and _grid_size(exp) > ENUMERATE_LIMIT:
+        # A huge grid: the closed form over the axes that change a run's cost; the rest
+        # multiply (with `when` conditions, an upper bound: count_exact says so).
+        return _grid_cost(exp, plan, costs)
+    runs = steps = tokens = 0
+    flops: float | None = 0.0
+    for run in _runs(plan):
+        s, t, f = costs.of(run.config)
+        runs, steps, tokens = runs + 1, steps + s, tokens + t
+        flops = None if flops is None or f is None else flops + f
+    return Cost(runs=runs, steps=steps, tokens=tokens, flops=flops)
 
 
-def _per_run_cost(exp: ir.Experiment, plan: ExperimentPlan) -> tuple[int, int]:
-    """Steps and tokens over the whole grid without materializing it (it may be huge)."""
+def _grid_cost(exp: ir.Experiment, plan: ExperimentPlan, costs: _RunCosts) -> Cost:
     assert exp.sweep is not None
     groups = _axis_groups(exp)
-    budget_paths = {"train.batch", "train.steps", "train.epochs", "train.tokens"}
-    varying = [g for g in groups if any(a.path in budget_paths for a in g)]
+    template = _Template(exp)  # resolved once, not once per combination
+    fixed = template.resolve({})
+    # An axis changes a run's cost when it sets a budget, the model or the policy, or is a
+    # variable one of them uses.
+    costly = {"train.batch", "train.steps", "train.epochs", "train.tokens", "model", "policy",
+              "data"}
+    used = {var for key, v in fixed.items() if key in ("model", "policy", "data", "train")
+            for var in _vars_in(v)}
+    varying = [g for g in groups if any(a.path in costly or a.path in used for a in g)]
     rest = math.prod(ir.axis_size(g[0].values) for g in groups if g not in varying)
     steps = tokens = 0
-    template = _Template(exp)  # resolved once, not once per combination
+    flops: float | None = 0.0
     for combo in _product([ir.axis_size(g[0].values) for g in varying]):
         binding = {a.path: a.values[i] for g, i in zip(varying, combo, strict=True) for a in g}
-        config = template.resolve(binding)
+        s, t, f = costs.of(template.resolve(binding))
+        steps, tokens = steps + s, tokens + t
+        flops = None if flops is None or f is None else flops + f
+    return Cost(runs=plan.count, steps=steps * rest, tokens=tokens * rest,
+                flops=None if flops is None else flops * rest)
+
+
+def _vars_in(v: Any) -> set[str]:
+    """The sweep variables a resolved configuration still names ({"var": name})."""
+    if isinstance(v, dict):
+        if set(v) == {"var"}:
+            return {str(v["var"])}
+        return set().union(*(_vars_in(x) for x in v.values())) if v else set()
+    if isinstance(v, list):
+        return set().union(*(_vars_in(x) for x in v)) if v else set()
+    return set()
+
+
+class _RunCosts:
+    """Note [Run cost]: a run costs 6·N·T FLOPs for training (N its model's parameters, T its
+    tokens). circuit_lora adds its probe fine-tune (probe_epochs over the training split) and
+    each circuit discovery adds two forwards over the clean and corrupted pairs plus one
+    forward and backward per attribution step (EAP: 1, EAP-IG: steps)."""
+
+    def __init__(self, plan: ExperimentPlan) -> None:
+        self.plan = plan
+        self.base = Path(plan.experiment.file).parent
+        self.fixed_model = _Template(plan.experiment).resolve({}).get("model")
+
+    def params(self, model: Any) -> int | None:
+        from specc.compiler import params as P
+
+        if model == self.fixed_model and self.plan.experiment.params is not None:
+            return self.plan.experiment.params  # counted at lowering, through any checkpoint
+        if isinstance(model, dict) and model.get("component") == "checkpoint":
+            model = self._checkpoint_model(model)
+        if not isinstance(model, dict) or _vars_in(model) or "component" not in model:
+            return None
+        comp = P.with_local_shapes(_from_plain(model), self.base)  # type: ignore[arg-type]
+        return P.model_params(comp) if isinstance(comp, ir.Comp) else None
+
+    def counts(self, config: dict[str, Any]) -> dict[str, int | None]:
+        """A run's parameters: its model's and those its policy trains (None: unknown)."""
+        from specc.compiler import params as P
+
+        n = self.params(config.get("model"))
+        policy = config.get("policy")
+        trainable = None
+        model = config.get("model")
+        if n is not None and isinstance(policy, dict) and "component" in policy:
+            comp: ir.Value | None = None
+            if model == self.fixed_model and self.plan.experiment.shape is not None:
+                comp = self.plan.experiment.shape
+            else:
+                if isinstance(model, dict) and model.get("component") == "checkpoint":
+                    model = self._checkpoint_model(model)
+                if isinstance(model, dict) and "component" in model and not _vars_in(model):
+                    comp = P.with_local_shapes(_from_plain(model), self.base)
+            pol = _from_plain(policy)
+            if isinstance(comp, ir.Comp) and isinstance(pol, ir.Comp):
+                trainable = P.policy_params(pol, comp)
+        return {"model": n, "trainable": trainable}
+
+    def _checkpoint_model(self, model: Any) -> Any:
+        seen: set[str] = set()
+        while isinstance(model, dict) and model.get("component") == "checkpoint":
+            ref = model.get("experiment")
+            name = ref.get("ref") if isinstance(ref, dict) else None
+            dep = self.plan.program.experiment(name) if name else None
+            if dep is None or name in seen:
+                return None
+            seen.add(name)
+            model = _Template(dep).resolve({}).get("model")
+        return model
+
+    def of(self, config: dict[str, Any]) -> tuple[int, int, float | None]:
         s, seq = run_steps(config)
-        steps += s
-        tokens += s * _int(config.get("train", {}).get("batch"), 32) * seq
-    return steps * rest, tokens * rest
+        batch = _int(config.get("train", {}).get("batch"), 32)
+        steps, tokens = s, s * batch * seq
+        n = self.params(config.get("model"))
+        policy = config.get("policy") if isinstance(config.get("policy"), dict) else {}
+        data = config.get("data") if isinstance(config.get("data"), dict) else {}
+        discoveries = 0
+        if policy.get("component") == "circuit_lora":
+            probe = math.ceil(float(policy.get("probe_epochs") or 2)
+                              * _int(data.get("train"), 0) / batch)
+            steps, tokens = steps + probe, tokens + probe * batch * seq
+            discoveries += 2 + len(policy.get("subtasks") or [])
+        if isinstance(config.get("circuit"), dict):
+            discoveries += 1
+        for c in config.get("checkpoints") or []:
+            measured = [m for m in c.get("measure") or [] if isinstance(m, dict)
+                        and m.get("component") in ("eap", "eap_ig", "exact_patching")]
+            if measured and c.get("unit") == "steps" and _int(c.get("every"), 0) > 0:
+                discoveries += s // _int(c["every"])
+        if n is None:
+            return steps, tokens, None
+        circuit = config.get("circuit") if isinstance(config.get("circuit"), dict) else {}
+        grads = _int(circuit.get("steps"), 5) if circuit.get("component", "eap_ig") == \
+            "eap_ig" else 1
+        pair_tokens = _int(data.get("test"), 0) * seq
+        per_discovery = 2 * 2.0 * n * pair_tokens + grads * 6.0 * n * pair_tokens
+        return steps, tokens, 6.0 * n * tokens + discoveries * per_discovery
+
+
+def _from_plain(v: Any) -> ir.Value:
+    """A resolved configuration value back as an IR value (for counting parameters)."""
+    if isinstance(v, dict):
+        if set(v) == {"range"} and isinstance(v["range"], list) and len(v["range"]) == 2:
+            return ir.RangeV(lo=int(v["range"][0]), hi=int(v["range"][1]))
+        if "component" in v:
+            args = tuple(ir.ArgV(name=k, value=_from_plain(x)) for k, x in v.items()
+                         if k not in ("component", "name"))
+            return ir.Comp(name=str(v["component"]), kind="", args=args)
+    if isinstance(v, list):
+        return ir.ListV(items=tuple(_from_plain(x) for x in v))
+    return ir.Const(value=v)

@@ -44,6 +44,9 @@ class Printer:
         self.ci = 0
         self.out: list[str] = []
         self.last_line = 0  # source line of the last thing printed
+        # A source line whose trailing comment waits for a later statement on the same line
+        # (`a = 1; b = 2  # about b`): the comment belongs to the last thing on its line.
+        self.holding: int | None = None
 
     # -- comments
     def _pending(self, before: int) -> list[S.Comment]:
@@ -88,10 +91,15 @@ class Printer:
         self._emit_comments(10**9, 0, block_start=not self.out)
         return "\n".join(self.out).rstrip() + "\n" if self.out else ""
 
-    def body(self, items: Sequence[S.Stmt], indent: int, top: bool = False) -> None:
+    def body(self, items: Sequence[S.Stmt], indent: int, top: bool = False,
+             parent_end: int | None = None) -> None:
         first = True
         prev: S.Stmt | None = None
-        for item in items:
+        saved = self.holding
+        for i, item in enumerate(items):
+            end = item.span.end_line
+            later = items[i + 1].span.line if i + 1 < len(items) else parent_end
+            self.holding = end if later == end else None
             forced = top and prev is not None and (
                 isinstance(item, S.Experiment) or isinstance(prev, S.Experiment)
             )
@@ -104,9 +112,11 @@ class Printer:
             self.stmt(item, indent)
             first = False
             prev = item
+        self.holding = saved
 
     def _line(self, text: str, indent: int, end_line: int) -> None:
-        self.out.append(INDENT * indent + text + self._trailing(end_line))
+        trail = "" if end_line == self.holding else self._trailing(end_line)
+        self.out.append(INDENT * indent + text + trail)
         self.last_line = end_line
 
     def stmt(self, s: S.Stmt, indent: int) -> None:  # noqa: C901
@@ -194,7 +204,7 @@ class Printer:
         trail = "" if same_line else self._trailing(s.span.line)
         self.out.append(INDENT * indent + head + " {" + trail)
         self.last_line = s.span.line
-        self.body(body, indent + 1)
+        self.body(body, indent + 1, parent_end=s.span.end_line)
         self._emit_comments(s.span.end_line, indent + 1, block_start=not body)
         self._line("}", indent, s.span.end_line)
 
