@@ -33,7 +33,7 @@ SPEC = """experiment cbs_bench {
 
 def main() -> None:
     from specc.compiler.pipeline import compile_file
-    from specc.runtime.execute import Runner
+    from specc.runtime.execute import Runner, RunOptions
     from specc.sweeps.cbs import run_cbs
 
     ap = argparse.ArgumentParser()
@@ -45,9 +45,8 @@ def main() -> None:
         for mode in ("race", "full"):
             root = Path(d) / mode
             result = compile_file(spec)
-            args = argparse.Namespace(file=str(spec), root=str(root), force=False, backend=None,
-                                      profile=None, quiet=True, experiment=None)
-            runner = Runner(result, args)
+            runner = Runner(RunOptions(spec=spec, root=root, quiet=True),
+                            sources=result.sources, plan_hash=result.plan.hash)
             run_cbs(runner, result.program.experiments[0], full_grid=mode == "full")
             name = "cbs_full_grid.json" if mode == "full" else "cbs.json"
             data = json.loads((root / "cbs_bench" / name).read_text())

@@ -91,6 +91,12 @@ def test_tiny_cbs_sweep_end_to_end(tmp_path: Path) -> None:
     assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
     out = json.loads((root / "cbs_small" / "cbs.json").read_text())
     assert len(out["results"]) == 2
+    # `specc plan` lists exactly the race's runs the store holds (Note [One way to make a run])
+    import specc
+
+    planned = {r.hash for r in specc.plan(spec).plan.runs()}  # type: ignore[union-attr]
+    stored = {d.name for d in (root / "cbs_small").iterdir() if d.is_dir()}
+    assert stored == planned
     for r in out["results"]:
         steps = {row["batch"]: row["steps"] for row in r["table"]}
         assert all(steps.values()), steps
@@ -123,6 +129,10 @@ def test_grid_seeds_are_aggregated_per_configuration(tmp_path: Path,
     spec.write_text(GRID)
     root = tmp_path / "runs"
     assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
+    import specc
+
+    planned = {r.hash for r in specc.plan(spec).plan.runs()}  # type: ignore[union-attr]
+    assert {d.name for d in (root / "g").iterdir() if d.is_dir()} == planned
     capsys.readouterr()
     assert main(["report", str(spec), "--root", str(root), "--out", str(tmp_path / "r")]) == 0
     text = capsys.readouterr().out

@@ -10,7 +10,11 @@ import pytest
 
 from specc import codes
 from specc.catalogue import reference
+from specc.components import tasks
 from specc.lang import parser as parser_module
+from specc.lang import source
+from specc.report import html
+from specc.store import files, urls
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "language.md").read_text()
@@ -36,7 +40,19 @@ def test_every_code_is_documented() -> None:
         assert f"`{code}`" in DOC, code
 
 
-@pytest.mark.parametrize("module", [codes, parser_module], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [codes, parser_module, source, files, urls, tasks, html],
+                         ids=lambda m: m.__name__)
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.failed == 0
+
+
+def test_readme_python_blocks_run_as_written(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README.md shows the Python API"
+    monkeypatch.chdir(ROOT)
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert "circuit_lora" in capsys.readouterr().out

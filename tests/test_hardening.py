@@ -300,18 +300,12 @@ def test_a_chatty_trial_never_blocks_its_worker(tmp_path: Path,
     result = specc.compile(s)
     sweep = worker.Sweep(str(s), result.program.experiments[0], tmp_path / "runs",  # type: ignore[union-attr]
                          storage=None, profile=None, backend=None)
-    real = subprocess.Popen
+    real = worker.launch.start
 
-    def chatty(cmd: list[str], **kw: object) -> subprocess.Popen[bytes]:
-        payload = json.loads(Path(cmd[-1]).read_text())
-        code = ("import json,sys\n"
-                "for i in range(4000): print('evaluation line %05d ' % i + 'x' * 60)\n"
-                f"json.dump({{'code': 1, 'status': 'failed', 'reason': 'boom', 'row': {{}}}}, "
-                f"open({payload['result']!r}, 'w'))\n"
-                "sys.exit(1)\n")
-        return real([sys.executable, "-c", code], **kw)  # type: ignore[call-overload, no-any-return]
+    def chatty(target: str, args: tuple[str, ...], log_path: Path) -> object:
+        return real("test_trials.chatty_trial", args, log_path)  # prints far past 64 KiB
 
-    monkeypatch.setattr(worker.subprocess, "Popen", chatty)
+    monkeypatch.setattr(worker.launch, "start", chatty)
     said: list[str] = []
     t0 = time.time()
     sweep.work(log=said.append)

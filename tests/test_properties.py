@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from pathlib import Path
@@ -162,6 +163,7 @@ def test_grid_expansion_is_the_product_of_the_axes(
     expected = math.prod(len(v) for v in axes.values()) if axes else 1
     assert len(runs) == ep.count == expected
     assert len({r.hash for r in runs}) == expected, "every run has its own hash"
+    assert all("\"var\"" not in json.dumps(r.config) for r in runs), "an unbound variable"
     # every run keeps its own configuration once all are materialized (none writes into another)
     from specc.compiler.plan import config_hash
 

@@ -245,3 +245,47 @@ def test_the_text_plan_shows_a_searchs_settings_and_each_runs_parameters(
         assert word in out, word
     assert main(["plan", "specs/quickstart.exp"]) == 0
     assert "(426,496 params)" in capsys.readouterr().out
+
+
+def test_a_nested_checkpoint_is_pinned_and_scheduled(tmp_path: Path) -> None:
+    from specc.orchestrate import _checkpoints_in
+
+    spec = tmp_path / "n.exp"
+    spec.write_text("experiment pre { model m = gpt2(layers = 1, heads = 2, width = 16, "
+                    "vocab = numbers(0..199))\n  train { steps = 2 } }\n"
+                    "experiment ft { model m = gpt2(layers = 1, heads = 2, width = 16, "
+                    "vocab = numbers(0..199))\n"
+                    "  data task = arithmetic(corrupt = flip_operator)\n"
+                    "  circuit = eap(data = task.circuit)\n"
+                    "  metrics = [edge_jaccard(circuit, checkpoint(pre))]\n"
+                    "  train { steps = 2 } }\n")
+    result = specc.plan(spec)
+    assert result.ok, result.render()
+    pre, ft = result.plan.experiments  # type: ignore[union-attr]
+    [run] = list(ft.runs())
+    [nested] = _checkpoints_in(run.config)
+    assert nested["runs"] == [r.hash for r in pre.runs()]  # pinned: a new pre, a new ft
+
+
+def test_explain_shows_what_a_model_or_policy_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from specc.cli.main import main
+
+    assert main(["explain", "specs/circuit_lora.exp", "circuit_aware"]) == 0
+    assert "params: trains 393,216 of 1,245,184" in capsys.readouterr().out
+    assert main(["explain", "specs/quickstart.exp", "base"]) == 0
+    assert "params: 426,496" in capsys.readouterr().out
+
+
+def test_the_model_itself_can_be_swept() -> None:
+    runs = _runs("model small = gpt2(layers = 1, heads = 2, width = 32, vocab = bytes)\n"
+                 "model big = gpt2(layers = 4, heads = 4, width = 128, vocab = bytes)\n"
+                 "experiment c { train { steps = 10 }\n"
+                 "  sweep grid { model in [small, big] } }")
+    assert [r.config["model"]["layers"] for r in runs] == [1, 4]
+    result = specc.plan("model small = gpt2(layers = 1, heads = 2, width = 32, vocab = bytes)\n"
+                        "model big = gpt2(layers = 4, heads = 4, width = 128, vocab = bytes)\n"
+                        "experiment c { train { steps = 10 }\n"
+                        "  sweep grid { model in [small, big] } }")
+    [ep] = result.plan.experiments  # type: ignore[union-attr]
+    small, big = (ep.run_params()(r)["model"] for r in ep.runs())
+    assert ep.cost().flops == pytest.approx(6.0 * (small + big) * ep.cost().tokens / 2)

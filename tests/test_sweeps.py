@@ -70,6 +70,15 @@ def test_search_runs_the_exact_budget_and_does_not_rerun(
     trials = study_trials(spec, root)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3  # type: ignore[attr-defined]
     assert (root / "hpo.journal").exists()
+    # every trial's run is made by the plan's own function: the store holds those hashes
+    import specc
+    from specc.compiler import ir
+    from specc.compiler.plan import RunMaker
+
+    maker = RunMaker(specc.compile(spec).program.experiments[0])  # type: ignore[union-attr]
+    made = {maker.make({k: ir.Const(value=v) for k, v in t.params.items()}).hash  # type: ignore[attr-defined]
+            for t in trials}
+    assert {d.name for d in (root / "hpo").iterdir() if d.is_dir()} == made
     capsys.readouterr()
     assert main(["run", str(spec), "--root", str(root)]) == 0  # resumes: nothing left to run
     assert "trial" not in capsys.readouterr().out.split("\n", 1)[1].split("search hpo:")[0]

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from specc.compiler.check_backend import BUILTIN, Capabilities
+from specc.backend import BUILTIN, Capabilities
 
 
 @attrs.frozen
@@ -162,7 +162,7 @@ class TorchRuntime:
     def feed(self, make: Any, start: int) -> Any:
         """Batches by step, prepared (and pinned on CUDA) in a background thread, then this
         rank's rows sent to the device (non-blocking) when the step takes them."""
-        from specc.runtime.loop import Prefetcher
+        from specc.backend import Prefetcher
 
         return Prefetcher(make, start, pin=self.kind == "cuda",
                           place=lambda b: self.to_device(self.shard(b)))

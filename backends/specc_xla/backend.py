@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from specc.compiler.check_backend import BUILTIN, Capabilities
+from specc.backend import BUILTIN, Capabilities
 from specc.diagnostics import SpeccError
 
 # Note [Graph budget]: the step compiles one graph per sequence length of the shape policy, plus

@@ -190,7 +190,36 @@ def cmd_explain(args: argparse.Namespace) -> int:
                          + (f"; {hint}" if hint else "") + "\n")
         return EXIT_USAGE
     print(text)
+    counted = _explain_params(exp, ".".join(parts))
+    if counted:
+        print(f"  {counted}")
     return EXIT_OK
+
+
+def _explain_params(exp: ir.Experiment, name: str) -> str | None:
+    """What a model or policy value counts: its parameters, or those it trains."""
+    from pathlib import Path
+
+    from specc.compiler import params as P
+
+    decl = exp.decl(name)
+    value = decl.value if decl is not None else exp.field(name)
+    if isinstance(value, ir.Ref):
+        found = exp.decl(value.name)
+        value = found.value if found is not None else value
+    if not isinstance(value, ir.Comp):
+        return None
+    if value.kind == "policy":
+        n = P.policy_params(value, exp.shape) if exp.shape is not None else None
+        total = exp.params
+        return (f"params: trains {n:,} of {total:,}" if n is not None and total
+                else "params: unknown at check time (the model's shape is not known)")
+    if value.kind == "model":
+        model = P.with_local_shapes(value, Path(exp.file).parent)
+        n = P.model_params(model) if model is not None else None
+        n = exp.params if n is None and value.name == "checkpoint" else n
+        return f"params: {n:,}" if n is not None else "params: unknown at check time"
+    return None
 
 
 def cmd_components(args: argparse.Namespace) -> int:
@@ -231,7 +260,7 @@ def _component_json(c: Any) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from specc.runtime.execute import run_spec
+    from specc.orchestrate import run_spec
 
     return run_spec(args)
 

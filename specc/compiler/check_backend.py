@@ -7,49 +7,9 @@ from collections.abc import Callable
 import attrs
 
 from specc import diagnostics as dg
+from specc.backend import AUTO_CHOICES, BUILTIN, Capabilities
 from specc.compiler import ir
 from specc.diagnostics import Span
-
-
-@attrs.frozen(kw_only=True)
-class Capabilities:
-    """What a backend can run. ``check_backend`` reports each gap at the spec line asking for it."""
-
-    name: str
-    precisions: tuple[str, ...] = attrs.field(converter=tuple)
-    strategies: tuple[str, ...] = attrs.field(converter=tuple)
-    attention: tuple[str, ...] = attrs.field(converter=tuple)
-    shapes: tuple[str, ...] = attrs.field(converter=tuple)
-    supports_compile: bool = True
-    supports_peft: bool = True
-    max_devices: int | None = None
-    # Policies whose training reads device values on the host every step (AdaLoRA's rank
-    # allocation): a static-graph backend cannot compile them into its step.
-    policies_unsupported: tuple[str, ...] = attrs.field(converter=tuple, default=())
-    # Static shapes: the backend pass fixes `train.shapes = auto` and forces drop_last.
-    static_shapes: bool = False
-    # Several devices in one process (SPMD): the global batch must divide over the devices.
-    single_process_devices: bool = False
-
-
-# Note [Built-in capabilities]: the torch-free records of the built-in backends; the backend
-# packages hold the same records (a test keeps them equal) so `check` never imports torch.
-BUILTIN: dict[str, Capabilities] = {
-    "cpu": Capabilities(name="cpu", precisions=("auto", "fp32", "bf16"),
-                        strategies=("auto", "single", "ddp"), attention=("auto", "sdpa", "eager"),
-                        shapes=("auto", "dynamic", "fixed", "buckets")),
-    "cuda": Capabilities(name="cuda", precisions=("auto", "fp32", "bf16", "fp16"),
-                         strategies=("auto", "single", "ddp"),
-                         attention=("auto", "sdpa", "eager", "flash"),
-                         shapes=("auto", "dynamic", "fixed", "buckets")),
-    "xla": Capabilities(name="xla", precisions=("auto", "fp32", "bf16"),
-                        strategies=("auto", "single", "ddp", "fsdp"),
-                        attention=("auto", "sdpa", "eager"), shapes=("auto", "fixed", "buckets"),
-                        supports_compile=False, policies_unsupported=("adalora",),
-                        static_shapes=True, single_process_devices=True),
-}
-BUILTIN["auto"] = BUILTIN["cpu"]
-AUTO_CHOICES = (BUILTIN["cpu"], BUILTIN["cuda"])  # what `backend = auto` may pick
 
 _CHECKS: tuple[tuple[str, str, Callable[[Capabilities], tuple[str, ...]]], ...] = (
     ("train.precision", "use precision {value}", lambda c: c.precisions),

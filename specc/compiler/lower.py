@@ -322,7 +322,8 @@ class Lowerer:
                                help="for example: profile smoke { train.steps = 20 }")
 
         self._import_globals(decls, fields, sweep, search, file)
-        self._fill_experiment_defaults(exp, fields, decls, scope)
+        self._fill_experiment_defaults(exp, fields, decls, scope,
+                                       {a.path for a in sweep.axes} if sweep else set())
         self._check_budget(exp, fields)
         self._bind_searched(fields, sweep, search)
         self._check_unused_variables(list(decls.values()), list(fields.values()), sweep,
@@ -392,9 +393,15 @@ class Lowerer:
         return sweep, attrs.evolve(block, settings=settings)
 
     def _fill_experiment_defaults(self, exp: S.Experiment, fields: dict[str, ir.Field],
-                                  decls: dict[str, ir.Declaration], scope: Scope) -> None:
+                                  decls: dict[str, ir.Declaration], scope: Scope,
+                                  swept: set[str]) -> None:
         for kind in ("model", "data"):
             if kind in fields:
+                continue
+            if kind in swept:  # `model in [small, big]`: each run's own
+                fields[kind] = ir.Field(path=kind, value=ir.Var(name=kind, span=exp.name_span),
+                                        origin=ir.Origin(how="swept", detail=f"{kind} in [...]"),
+                                        span=exp.name_span)
                 continue
             mine = [d for d in decls.values() if d.kind == kind and d.origin.how != "import"]
             if len(mine) == 1:
@@ -1079,8 +1086,13 @@ class Lowerer:
             return ir.Const(value=None, span=e.span)
         name = e.func.id
         comp = C.lookup(name)
+        own = scope.decls.get(name)
+        if comp is None and own is not None and isinstance(own[1], S.Call) and isinstance(
+                own[1].func, S.Name) and own[1].func.id == name:
+            own = None  # `data wikitext = wikitext()`: an unknown component, not a call of itself
         if comp is None:
-            if name in scope.decls or name in self.global_decls:
+            if (name in scope.decls and own is not None) or (
+                    name in self.global_decls and name not in scope.decls):
                 self.out.error("type-mismatch", e.span, what=f'"{name}"', expected="a component",
                                got="a declared name, which cannot be called",
                                help=f"use `{name}` without arguments")

@@ -122,6 +122,9 @@ def _pin_checkpoints(program: ir.Program, loaded: Loaded, profile: str | None,
                 rest = tuple(a for a in args if a.name != "runs")
                 return attrs.evolve(v, args=(*rest, ir.ArgV(name="runs", value=pinned,
                                                             default=True)))
+            case ir.Comp(args=args):  # a checkpoint nested in another component's arguments
+                return attrs.evolve(v, args=tuple(attrs.evolve(a, value=pin(a.value))
+                                                  for a in args))
             case ir.ListV(items=items) | ir.TupleV(items=items):
                 return attrs.evolve(v, items=tuple(pin(i) for i in items))
         return v

@@ -233,12 +233,69 @@ def _runs(plan: ExperimentPlan) -> Iterator[Run]:
     exp = plan.experiment
     if exp.search is not None:
         return
-    template = _Template(exp)
+    maker = RunMaker(exp)
     for index, binding in enumerate(_bindings(exp)):
-        config = template.resolve(binding)
-        yield Run(experiment=exp.name, index=index,
-                  bindings={k: ir.plain(v) for k, v in binding.items()}, config=config,
-                  hash=config_hash(config))
+        yield maker.make(binding, index)
+
+
+class RunMaker:
+    """Note [One way to make a run]: every run, whether a grid's, a search trial's or a CBS
+    race's, gets its configuration and hash here, after every change its strategy makes, so
+    `specc plan` lists exactly the hashes the store will hold:
+
+    - a search trial also measures its objective (added to `metrics` when missing);
+    - a CBS run trains to a token budget, not a step count: `max_tokens`, or for the reference
+      batch the largest `loss_at(batch = reference, tokens = T)` it must read.
+    """
+
+    def __init__(self, exp: ir.Experiment) -> None:
+        self.exp = exp
+        self.template = _Template(exp)
+        self.objectives = _objective_metrics(exp.search) if exp.search is not None else []
+        self.cbs = _cbs_budgets(exp.sweep) if exp.sweep is not None and \
+            exp.sweep.kind == "cbs" else None
+
+    def config(self, binding: dict[str, ir.Value]) -> dict[str, Any]:
+        config = self.template.resolve(binding)
+        if self.objectives:
+            metrics = list(config.get("metrics") or [])
+            config["metrics"] = metrics + [m for m in self.objectives if m not in metrics]
+        if self.cbs is not None:
+            budgets, default = self.cbs
+            batch = config.get("train", {}).get("batch")
+            config["train"]["steps"] = None
+            config["train"]["tokens"] = budgets.get(batch, default)
+        return config
+
+    def make(self, binding: dict[str, ir.Value], index: int = 0) -> Run:
+        config = self.config(binding)
+        return Run(experiment=self.exp.name, index=index,
+                   bindings={k: ir.plain(v) for k, v in binding.items()}, config=config,
+                   hash=config_hash(config))
+
+
+def _objective_metrics(search: ir.Search) -> list[Any]:
+    value = search.setting("objective")
+    items = value.items if isinstance(value, ir.ListV) else (value,)
+    return [_plain_resolved(i.value, {}, {}) for i in items if isinstance(i, ir.Directed)]
+
+
+def _cbs_budgets(sweep: ir.Sweep) -> tuple[dict[int, int], int | None]:
+    """(token budget per batch that reads `loss_at` targets, max_tokens for the others)."""
+    def const(v: ir.Value | None) -> Any:
+        return v.value if isinstance(v, ir.Const) else None
+
+    reference, most = const(sweep.setting("reference")), const(sweep.setting("max_tokens"))
+    target = sweep.setting("target")
+    items = target.items if isinstance(target, ir.ListV) else (target,)
+    budgets: dict[int, int] = {}
+    for item in items:
+        if isinstance(item, ir.Op) and item.op == "loss_at" and len(item.args) == 2:
+            b, t = item.args
+            batch = reference if isinstance(b, ir.Var) and b.name == "reference" else const(b)
+            if isinstance(batch, int) and isinstance(const(t), (int, float)):
+                budgets[batch] = max(budgets.get(batch, 0), int(const(t)))
+    return budgets, most
 
 
 def config_hash(config: dict[str, Any]) -> str:

@@ -13,14 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from specc import diagnostics as dg
 from specc.compiler import ir
-from specc.compiler.pipeline import Result, compile_file
-from specc.compiler.plan import ExperimentPlan, Run
+from specc.compiler.plan import Run
 from specc.store import index
 from specc.store.files import DiskFull, remove_entries
 from specc.store.runs import (
-    finished_runs,
     git_commit,
     now,
     read_manifest,
@@ -34,31 +34,47 @@ LOCK_NAME = ".lock"
 MAX_RUNS = 10_000  # `specc run` refuses a bigger grid unless --max-runs says otherwise
 
 
-def run_spec(args: argparse.Namespace) -> int:
-    result = compile_file(args.file, backend=args.backend, profile=args.profile)
-    if result.diagnostics:
-        sys.stderr.write(result.render() + "\n")
-    if result.plan is None:
-        return EXIT_FAILED
-    runner = Runner(result, args)
-    code = EXIT_OK
-    for ep in result.plan.experiments:
-        if args.experiment and ep.experiment.name != args.experiment:
-            continue
-        code = max(code, runner.run_experiment(ep))
-        if code == EXIT_INTERRUPTED:
-            break
-    return code
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """What `specc run` (or a worker, or a trial) was asked, as a typed record: it crosses
+    every boundary below the command line (never argparse)."""
+
+    spec: Path
+    root: Path = Path("runs")
+    backend: str | None = None
+    profile: str | None = None
+    force: bool = False
+    quiet: bool = False
+    experiment: str | None = None
+    max_runs: int | None = None
+    storage: str | None = None
+    workers: int | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunOptions:
+        return cls(spec=Path(args.file), root=Path(args.root), backend=args.backend,
+                   profile=args.profile, force=bool(getattr(args, "force", False)),
+                   quiet=bool(getattr(args, "quiet", False)),
+                   experiment=getattr(args, "experiment", None),
+                   max_runs=getattr(args, "max_runs", None),
+                   storage=getattr(args, "storage", None), workers=getattr(args, "workers", None))
 
 
 class Runner:
-    def __init__(self, result: Result, args: argparse.Namespace) -> None:
-        self.result = result
-        self.args = args
-        self.root = Path(args.root)
-        self.spec = Path(args.file)
+    """Runs what a compiled spec plans: dependencies first, then each run (grid), or hands the
+    experiment to its strategy (search, CBS). A trial builds one from its payload, without
+    compiling anything (the IR travels with it)."""
+
+    def __init__(self, opts: RunOptions, *, sources: dg.Sources | None = None,
+                 plan_hash: str | None = None, loaded: Any = None) -> None:
+        self.opts = opts
+        self.sources = sources if sources is not None else dg.Sources()
+        self.plan_hash = plan_hash
+        self.loaded = loaded
+        self.root = Path(opts.root)
+        self.spec = Path(opts.spec)
         self.spec_hash = hashlib.sha256(self.spec.read_bytes()).hexdigest()[:16]
-        self.quiet = bool(getattr(args, "quiet", False))
+        self.quiet = opts.quiet
         # Set by sweeps: called with each evaluation row (may raise RunStopped("pruned", ...)).
         self.eval_hook: Any = None
         self.last_status: str | None = None
@@ -72,125 +88,7 @@ class Runner:
     def error(self, message: str, span: dg.Span | None, code: str = "run-failed",
               help: str | None = None) -> None:
         d = dg.Diagnostic(code=code, message=message, span=span or dg.NO_SPAN, help=help)
-        sys.stderr.write(dg.render(d, self.result.sources) + "\n")
-
-    def run_experiment(self, ep: ExperimentPlan) -> int:
-        exp = ep.experiment
-        if ep.strategy == "optuna":
-            return self.run_search(exp)
-        if ep.strategy == "cbs":
-            from specc.sweeps.cbs import run_cbs
-
-            return run_cbs(self, exp)
-        count = ep.count
-        limit = getattr(self.args, "max_runs", None) or MAX_RUNS
-        if count > limit:
-            self.error(f"experiment {exp.name} plans {'at most ' if not ep.count_exact else ''}"
-                       f"{count:,} runs, more than the limit of {limit:,}",
-                       exp.sweep.span if exp.sweep is not None else exp.span, code="too-many-runs",
-                       help="narrow the sweep, or raise the limit with --max-runs N")
-            return EXIT_FAILED
-        self.say(f"experiment {exp.name}: {count} run{'s' if count != 1 else ''}")
-        code = EXIT_OK
-        for run in ep.runs():  # streamed: the first run starts before the rest are planned
-            dep = self.ensure_dependencies(exp, run)
-            if dep != EXIT_OK:
-                return dep
-            code = max(code, self.run_one(exp, run))
-            if code == EXIT_INTERRUPTED:
-                break
-        return code
-
-    # ------------------------------------------------------------ searches
-    def run_search(self, exp: ir.Experiment) -> int:
-        """Optuna ask/tell over N local workers, supervised; see specc/sweeps/worker.py."""
-        from specc.sweeps import study as S
-        from specc.sweeps.worker import Sweep, summary
-
-        dep = self.ensure_dependencies(exp, _probe_run(exp))
-        if dep != EXIT_OK:
-            return dep
-        sweep = Sweep(str(self.spec), exp, self.root, storage=getattr(self.args, "storage", None),
-                      profile=self.args.profile, backend=self.args.backend)
-        workers = getattr(self.args, "workers", None) or _int_setting(exp, "workers", 1)
-        self.say(f"search {exp.name}: study {sweep.name} in {sweep.shown_url}; {sweep.cap} trials, "
-                 f"{workers} worker{'s' if workers != 1 else ''}")
-        if workers <= 1:
-            sweep.work(log=self.say)
-        else:
-            cmd = [sys.executable, "-m", "specc.cli.main", "worker", str(self.spec),
-                   "--experiment", exp.name, "--root", str(self.root)]
-            if self.args.profile:
-                cmd += ["--profile", self.args.profile]
-            if self.args.backend:
-                cmd += ["--backend", self.args.backend]
-            # The storage travels in the environment, not argv: `ps` never shows a password.
-            env = dict(os.environ, SPECC_STORAGE=sweep.url)
-            procs = [subprocess.Popen([*cmd, "--worker-index", str(i)], env=env)
-                     for i in range(workers)]
-            while any(p.poll() is None for p in procs):
-                time.sleep(1.0)
-                S.reap(sweep.study, sweep.policy)
-            S.reap(sweep.study, sweep.policy)
-            if not sweep.done():  # retries enqueued after the workers left
-                sweep.work(log=self.say)
-        rows = summary(sweep)
-        finished = [r for r in rows if r["state"] == "COMPLETE"]
-        self.say(f"search {exp.name}: {len(finished)} complete, "
-                 f"{sum(r['state'] == 'PRUNED' for r in rows)} pruned, "
-                 f"{sum(r['state'] == 'FAIL' for r in rows)} failed")
-        if finished and len(sweep.objectives) == 1:
-            best = sweep.study.best_trial
-            self.say(f"  best: trial {best.number} {best.params} -> {best.value:.4g}")
-        return EXIT_OK
-
-    # ------------------------------------------------------------ dependencies
-    def ensure_dependencies(self, exp: ir.Experiment, run: Run) -> int:
-        """Run the experiments whose checkpoints this run starts from, when not done yet."""
-        model = run.config.get("model") or {}
-        if model.get("component") != "checkpoint":
-            return EXIT_OK
-        ref = model.get("experiment")
-        name = ref.get("ref") if isinstance(ref, dict) else None
-        if not name:
-            return EXIT_OK
-        done = finished_runs(self.root, name)
-        pinned = model.get("runs")  # Note [Pinned checkpoints]
-        if pinned is not None:
-            done = [r for r in done if r.name in set(pinned)]
-        if model.get("run"):
-            done = [r for r in done if r.name.startswith(str(model["run"]))]
-        if done:
-            return EXIT_OK
-        file = self._file_defining(name)
-        if file is None:
-            return EXIT_OK
-        self.say(f"{exp.name} starts from checkpoint({name}), which has no finished run of "
-                 f"its current definition: running {name} first")
-        profile = self.args.profile
-        dep = compile_file(file, backend=self.args.backend, profile=profile)
-        if not dep.ok and profile is not None:  # the dependency may not define the profile
-            dep = compile_file(file, backend=self.args.backend)
-        if dep.plan is None:
-            sys.stderr.write(dep.render() + "\n")
-            return EXIT_FAILED
-        sub = Runner(dep, self.args)
-        for ep in dep.plan.experiments:
-            if ep.experiment.name == name:
-                return sub.run_experiment(ep)
-        return EXIT_OK
-
-    def _file_defining(self, name: str) -> str | None:
-        loaded = self.result.loaded
-        if loaded is None:
-            return None
-        from specc.lang import syntax as S
-
-        for path, module in loaded.modules.items():
-            for item in module.items:
-                if isinstance(item, S.Experiment) and item.name == name:
-                    return path
-        return None
+        sys.stderr.write(dg.render(d, self.sources) + "\n")
 
     # ------------------------------------------------------------ one run
     def spans(self, exp: ir.Experiment) -> dict[str, dg.Span]:
@@ -221,10 +119,10 @@ class Runner:
 
         path = run_dir(self.root, exp.name, run.hash)
         manifest = read_manifest(path)
-        if manifest and manifest.get("status") == "finished" and not self.args.force:
+        if manifest and manifest.get("status") == "finished" and not self.opts.force:
             self.say(f"  {run.name} ({run.hash}): finished before; skipped (--force reruns it)")
             return EXIT_OK
-        if manifest and self.args.force and os.environ.get("RANK", "0") == "0":
+        if manifest and self.opts.force and os.environ.get("RANK", "0") == "0":
             # Emptied, not deleted: the lock this process holds lives in it, so a second
             # `specc run` still waits (and a symlinked run directory is emptied, not unlinked).
             try:
@@ -234,7 +132,7 @@ class Runner:
                            code="io-error", help="remove the directory by hand")
                 return EXIT_FAILED
             manifest = None
-        backend_name = choose(self.args.backend or run.config.get("backend") or "auto")
+        backend_name = choose(self.opts.backend or run.config.get("backend") or "auto")
         backend = load_backend(backend_name)
         if not backend.available():
             self.error(f"the {backend_name} backend is not available on this machine",
@@ -253,10 +151,10 @@ class Runner:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={devices}", "-m", "specc.cli.main", "run", str(self.spec),
                "--experiment", exp.name, "--root", str(self.root), "--quiet"]
-        if self.args.profile:
-            cmd += ["--profile", self.args.profile]
-        if self.args.backend:
-            cmd += ["--backend", self.args.backend]
+        if self.opts.profile:
+            cmd += ["--profile", self.opts.profile]
+        if self.opts.backend:
+            cmd += ["--backend", self.opts.backend]
         self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun")
         env = dict(os.environ, SPECC_ONLY_RUN=run.hash, OMP_NUM_THREADS="1")
         return subprocess.run(cmd, env=env).returncode
@@ -275,7 +173,7 @@ class Runner:
         manifest = {
             "experiment": exp.name, "name": run.name, "hash": run.hash,
             "spec": {"path": str(self.spec), "hash": self.spec_hash},
-            "plan_hash": self.result.plan.hash if self.result.plan else None,
+            "plan_hash": self.plan_hash,
             "bindings": run.bindings, "config": run.config, "seed": run.config.get("seed", 0),
             "backend": backend.name, "device": runtime.describe(), "world_size": runtime.world,
             "versions": versions(), "git_commit": git_commit(self.spec.parent),
@@ -363,20 +261,6 @@ def run_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _int_setting(exp: ir.Experiment, name: str, default: int) -> int:
-    block = exp.search or exp.sweep
-    v = block.setting(name) if block is not None else None
-    return int(v.value) if isinstance(v, ir.Const) and isinstance(v.value, int) else default
-
-
-def _probe_run(exp: ir.Experiment) -> Run:
-    """A run with the experiment's fixed configuration (to find its dependencies)."""
-    from specc.compiler.plan import _Template
-
-    config = _Template(exp).resolve({})
-    return Run(experiment=exp.name, index=0, bindings={}, config=config, hash="")
 
 
 def _row_text(row: dict[str, Any]) -> str:

@@ -104,56 +104,6 @@ class Interrupt:
         self._old = {}
 
 
-class Prefetcher:
-    """Prepares the next batches in a background thread while the current step runs.
-
-    Batches are a pure function of the step, so prefetching never changes what a run sees.
-    """
-
-    def __init__(self, make: Callable[[int], dict[str, Any]], start: int, pin: bool,
-                 depth: int = 2,
-                 place: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
-        import queue
-        import threading
-
-        self.make, self.pin = make, pin
-        self.place = place or (lambda batch: batch)
-        self.queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
-        self.next = start
-        self.stopped = False
-        self.thread = threading.Thread(target=self._work, args=(start,), daemon=True)
-        self.thread.start()
-
-    def _work(self, step: int) -> None:
-        while not self.stopped:
-            try:
-                batch = self.make(step)
-                if self.pin:
-                    batch = {k: (v.pin_memory() if hasattr(v, "pin_memory") else v)
-                             for k, v in batch.items()}
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
-                batch = exc
-            while not self.stopped:
-                try:
-                    self.queue.put((step, batch), timeout=0.1)
-                    break
-                except Exception:  # noqa: BLE001 - queue.Full: retry until stopped
-                    continue
-            step += 1
-
-    def get(self, step: int) -> dict[str, Any]:
-        got, batch = self.queue.get()
-        if got != step:  # only if the loop skipped a step; never in practice
-            return self.place(self.make(step))
-        if isinstance(batch, BaseException):
-            raise batch
-        return self.place(batch)
-
-    def close(self) -> None:
-        self.stopped = True
-        self.thread.join(timeout=5)
-
-
 class CircuitWatch:
     """Circuits along training: the base model's circuit, `checkpoints every N steps { measure
     circuit }`, and the node_jaccard / edge_jaccard metrics against the base circuit."""

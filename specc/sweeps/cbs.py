@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from specc.compiler import ir
-from specc.compiler.plan import _Template, config_hash
+from specc.compiler.plan import RunMaker
 from specc.runtime.loop import RunStopped, Trainer
 from specc.store.runs import MetricsLog, now, read_manifest, run_dir, write_manifest
 from specc.sweeps import cbs_fit
@@ -36,11 +36,12 @@ class Race:
         self.tokens = 0
         self.max_tokens = max_tokens
         for lr in lrs:
-            config = ctx.template.resolve({"train.batch": ir.Const(value=batch),
-                                           "lr": ir.Const(value=lr)})
-            config["train"]["steps"] = None
-            config["train"]["tokens"] = max_tokens
-            h = config_hash(config)
+            binding = {"train.batch": ir.Const(value=batch)}
+            if lr is not None:
+                binding[ctx.lr_name] = ir.Const(value=lr)
+            run = ctx.maker.make(binding)  # Note [One way to make a run]
+            config, h = run.config, run.hash
+            assert config["train"]["tokens"] == max_tokens, (config["train"], max_tokens)
             path = run_dir(ctx.root, ctx.exp.name, h)
             manifest = read_manifest(path)
             if manifest and manifest.get("status") in ("finished", "stopped"):
@@ -119,7 +120,7 @@ class CBS:
         assert exp.sweep is not None
         self.runner, self.exp, self.sweep = runner, exp, exp.sweep
         self.root, self.base = runner.root, runner.spec.parent
-        self.template = _Template(exp)
+        self.maker = RunMaker(exp)
         axes = {a.path: [_const(v) for v in a.values] for a in self.sweep.axes}
         self.batches = [int(b) for b in axes.pop("train.batch")]
         race = [a for a in self.sweep.axes if a.race]
@@ -139,7 +140,7 @@ class CBS:
     def runtime(self, config: dict[str, Any]) -> Any:
         from specc.backend import choose, load_backend
 
-        name = choose(self.runner.args.backend or config.get("backend") or "auto")
+        name = choose(self.runner.opts.backend or config.get("backend") or "auto")
         return load_backend(name).runtime(config["train"])
 
     def targets(self) -> list[dict[str, Any]]:

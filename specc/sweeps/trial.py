@@ -1,60 +1,49 @@
 """One trial in a child process: train its run, report to the study for pruning, write a result.
 
-Run as ``python -m specc.sweeps.trial PAYLOAD.json``. The worker that started it classifies the
-outcome from the result file and the exit status (a signal means the trial was killed).
+The payload carries the experiment's compiled IR (``specc.ir.dumps``), the run and the options:
+a trial compiles nothing. The worker starts it through the fork server (``launch.py``), or as
+``python -m specc.sweeps.trial PAYLOAD.json``; either way the worker classifies the outcome from
+the result file and the exit status (a signal means the trial was killed).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 
-def _die_with_parent() -> None:
-    """Linux: the trial is killed when its worker dies, so no orphan keeps training."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def main(argv: list[str] | None = None) -> int:
-    _die_with_parent()
-    payload = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+def run_payload(payload_path: str) -> int:
+    """Train the trial a payload file describes; returns its exit status."""
+    payload = json.loads(Path(payload_path).read_text())
     import optuna
 
-    from specc.compiler.pipeline import compile_file
+    from specc.compiler import ir
     from specc.compiler.plan import Run
     from specc.components.metrics import metric_key
-    from specc.runtime.execute import Runner
+    from specc.runtime.execute import Runner, RunOptions
     from specc.runtime.loop import RunStopped
     from specc.store.runs import MetricsLog, run_dir
+    from specc.sweeps.space import build_pruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    result = compile_file(payload["spec"], backend=payload.get("backend"),
-                          profile=payload.get("profile"))
-    exp = result.program.experiment(payload["experiment"]) if result.program else None
-    assert exp is not None, result.render()
+    exp = ir.loads(payload["experiment_ir"])
+    assert isinstance(exp, ir.Experiment) and exp.search is not None
     run = Run(experiment=exp.name, index=payload["number"], bindings=payload["bindings"],
               config=payload["config"], hash=payload["hash"])
-    args = argparse.Namespace(file=payload["spec"], root=payload["root"], force=False,
-                              backend=payload.get("backend"), profile=payload.get("profile"),
-                              quiet=True, experiment=exp.name)
-    runner = Runner(result, args)
+    opts = RunOptions(spec=Path(payload["spec"]), root=Path(payload["root"]),
+                      backend=payload.get("backend"), profile=payload.get("profile"),
+                      quiet=True, experiment=exp.name)
+    runner = Runner(opts, plan_hash=payload.get("plan_hash"))
     objectives = payload["objectives"]
     trial = None
     if len(objectives) == 1:
-        storage = payload["storage"]
         from specc.sweeps.study import open_storage
 
-        study = optuna.load_study(study_name=payload["study"], storage=open_storage(storage),
-                                  pruner=_pruner(payload))
+        study = optuna.load_study(study_name=payload["study"],
+                                  storage=open_storage(payload["storage"]),
+                                  pruner=build_pruner(exp.search))
         trial = optuna.trial.Trial(study, payload["trial_id"])
     key = metric_key(objectives[0][1])
 
@@ -74,14 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _pruner(payload: dict[str, Any]) -> Any:
-    from specc.compiler.pipeline import compile_file
-    from specc.sweeps.space import build_pruner
+def main(argv: list[str] | None = None) -> int:
+    from specc.sweeps.launch import die_with_parent
 
-    result = compile_file(payload["spec"], profile=payload.get("profile"), stop_after="check")
-    exp = result.program.experiment(payload["experiment"]) if result.program else None
-    assert exp is not None and exp.search is not None
-    return build_pruner(exp.search)
+    die_with_parent()
+    return run_payload((argv or sys.argv[1:])[0])
 
 
 if __name__ == "__main__":

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from specc.compiler import ir
-from specc.compiler.plan import _Template, config_hash
+from specc.compiler.plan import Run, RunMaker
 from specc.components.metrics import metric_key
 from specc.diagnostics import SpeccError
 from specc.store.urls import redact
-from specc.sweeps import space
+from specc.sweeps import launch, space
 from specc.sweeps import study as S
 
 
@@ -41,7 +39,8 @@ class Sweep:
         self.objectives = space.objectives(exp.search)
         self.cap = int(self.search.setting("trials").value)  # type: ignore[union-attr]
         self.policy = S.retry_policy(self.search)
-        self.template = _Template(exp)
+        self.maker = RunMaker(exp)
+        self.exp_ir = ir.dumps(exp)
         directions = [d + "" for d, _ in self.objectives]
         storage = S.open_storage(self.url, create=create)
         sampler = space.build_sampler(self.search, worker=worker)
@@ -72,15 +71,9 @@ class Sweep:
         waiting = any(t.state == optuna.trial.TrialState.WAITING for t in trials)
         return S.slots_used(trials) >= self.cap and not waiting
 
-    def config_for(self, values: dict[str, ir.Value]) -> dict[str, Any]:
-        config = self.template.resolve(values)
-        metrics = list(config.get("metrics") or [])
-        keys = {metric_key(m) for m in metrics}
-        for _, m in self.objectives:  # an objective is always measured
-            if metric_key(m) not in keys:
-                metrics.append(m)
-        config["metrics"] = metrics
-        return config
+    def run_for(self, values: dict[str, ir.Value], number: int) -> Run:
+        """The trial's run: Note [One way to make a run] (its objective is measured)."""
+        return self.maker.make(values, number)
 
     # ------------------------------------------------------------ one worker's loop
     def work(self, log: Any = print) -> int:
@@ -110,8 +103,8 @@ class Sweep:
     def run_trial(self, trial: Any, values: dict[str, ir.Value], log: Any) -> None:
         import optuna
 
-        config = self.config_for(values)
-        run_hash = config_hash(config)
+        run = self.run_for(values, trial.number)
+        config, run_hash = run.config, run.hash
         self.study._storage.set_trial_user_attr(trial._trial_id, S.RUN,
                                                 run_hash)
         bindings = {k: ir.plain(v) for k, v in values.items()}
@@ -122,23 +115,20 @@ class Sweep:
                 "trial_id": trial._trial_id, "study": self.name,
                 "storage": self.url, "bindings": bindings, "config": config, "hash": run_hash,
                 "objectives": self.objectives, "result": str(Path(d) / "result.json"),
+                "experiment_ir": self.exp_ir,  # the compiled IR: a trial compiles nothing
             }
             (Path(d) / "payload.json").write_text(json.dumps(payload))
             # The trial's output goes to its own log file in the run directory, never to a pipe
             # (a pipe nobody reads fills at 64 KiB and blocks the trial forever).
             log_path = trial_log(self.root, self.exp.name, run_hash, trial.number)
-            with log_path.open("ab") as out:
-                proc = subprocess.Popen([sys.executable, "-m", "specc.sweeps.trial",
-                                         str(Path(d) / "payload.json")],
-                                        stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL,
-                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
-                last = time.time()
-                while proc.poll() is None:
-                    time.sleep(0.2)
-                    if time.time() - last > S.HEARTBEAT_S:
-                        S.beat(self.study, trial._trial_id)
-                        last = time.time()
+            proc = launch.start("specc.sweeps.trial.run_payload", (str(Path(d) / "payload.json"),),
+                                log_path)  # Note [Trial start]
+            last = time.time()
+            while proc.poll() is None:
+                time.sleep(0.05)
+                if time.time() - last > S.HEARTBEAT_S:
+                    S.beat(self.study, trial._trial_id)
+                    last = time.time()
             output = log_tail(log_path)
             result_path = Path(payload["result"])
             result = json.loads(result_path.read_text()) if result_path.exists() else None

@@ -1,0 +1,216 @@
+"""``specc run``: the orchestration layer, above the sweeps and the runtime.
+
+It compiles the spec, runs the experiments a run starts from (`checkpoint(...)`) first, and
+chooses each experiment's strategy: a grid's runs one by one through the runtime (which runs
+exactly one run), a search through the sweep workers, a CBS sweep through its races. Only typed
+records cross the boundaries below it (``RunOptions``, ``Run``, the compiled IR).
+
+    specc.cli  ->  specc.orchestrate  ->  specc.sweeps  ->  specc.runtime  ->  backends
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from specc.compiler import ir
+from specc.compiler.pipeline import compile_file
+from specc.compiler.plan import ExperimentPlan, Run
+from specc.runtime.execute import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MAX_RUNS,
+    Runner,
+    RunOptions,
+)
+from specc.store.runs import finished_runs
+
+
+def run_spec(args: argparse.Namespace) -> int:
+    opts = RunOptions.from_args(args)
+    result = compile_file(opts.spec, backend=opts.backend, profile=opts.profile)
+    if result.diagnostics:
+        sys.stderr.write(result.render() + "\n")
+    if result.plan is None:
+        return EXIT_FAILED
+    orchestrator = Orchestrator(Runner(opts, sources=result.sources,
+                                       plan_hash=result.plan.hash), result.loaded)
+    code = EXIT_OK
+    for ep in result.plan.experiments:
+        if opts.experiment and ep.experiment.name != opts.experiment:
+            continue
+        code = max(code, orchestrator.run_experiment(ep))
+        if code == EXIT_INTERRUPTED:
+            break
+    return code
+
+
+class Orchestrator:
+    """Runs what a compiled spec plans, through a ``Runner`` (the runtime: one run at a time)."""
+
+    def __init__(self, runner: Runner, loaded: Any = None) -> None:
+        self.runner = runner
+        self.loaded = loaded
+
+    def run_experiment(self, ep: ExperimentPlan) -> int:
+        exp = ep.experiment
+        if ep.strategy == "optuna":
+            return self.run_search(exp)
+        if ep.strategy == "cbs":
+            from specc.sweeps.cbs import run_cbs
+
+            return run_cbs(self.runner, exp)
+        count = ep.count
+        limit = self.runner.opts.max_runs or MAX_RUNS
+        if count > limit:
+            bound = "" if ep.count_exact else "at most "
+            self.runner.error(f"experiment {exp.name} plans {bound}{count:,} runs, more than the "
+                              f"limit of {limit:,}",
+                              exp.sweep.span if exp.sweep is not None else exp.span,
+                              code="too-many-runs",
+                              help="narrow the sweep, or raise the limit with --max-runs N")
+            return EXIT_FAILED
+        self.runner.say(f"experiment {exp.name}: {count} run{'s' if count != 1 else ''}")
+        code = EXIT_OK
+        for run in ep.runs():  # streamed: the first run starts before the rest are planned
+            dep = self.ensure_dependencies(exp, run)
+            if dep != EXIT_OK:
+                return dep
+            code = max(code, self.runner.run_one(exp, run))
+            if code == EXIT_INTERRUPTED:
+                break
+        return code
+
+    # ------------------------------------------------------------ searches
+    def run_search(self, exp: ir.Experiment) -> int:
+        """Optuna ask/tell over N local workers, supervised; see specc/sweeps/worker.py."""
+        from specc.sweeps import study as S
+        from specc.sweeps.worker import Sweep, summary
+
+        dep = self.ensure_dependencies(exp, _probe_run(exp))
+        if dep != EXIT_OK:
+            return dep
+        opts, say = self.runner.opts, self.runner.say
+        sweep = Sweep(str(opts.spec), exp, opts.root, storage=opts.storage,
+                      profile=opts.profile, backend=opts.backend)
+        workers = opts.workers or _int_setting(exp, "workers", 1)
+        say(f"search {exp.name}: study {sweep.name} in {sweep.shown_url}; {sweep.cap} trials, "
+            f"{workers} worker{'s' if workers != 1 else ''}")
+        if workers <= 1:
+            sweep.work(log=self.runner.say)
+        else:
+            cmd = [sys.executable, "-m", "specc.cli.main", "worker", str(self.runner.spec),
+                   "--experiment", exp.name, "--root", str(self.runner.root)]
+            if self.runner.opts.profile:
+                cmd += ["--profile", self.runner.opts.profile]
+            if self.runner.opts.backend:
+                cmd += ["--backend", self.runner.opts.backend]
+            # The storage travels in the environment, not argv: `ps` never shows a password.
+            env = dict(os.environ, SPECC_STORAGE=sweep.url)
+            procs = [subprocess.Popen([*cmd, "--worker-index", str(i)], env=env)
+                     for i in range(workers)]
+            while any(p.poll() is None for p in procs):
+                time.sleep(1.0)
+                S.reap(sweep.study, sweep.policy)
+            S.reap(sweep.study, sweep.policy)
+            if not sweep.done():  # retries enqueued after the workers left
+                sweep.work(log=self.runner.say)
+        rows = summary(sweep)
+        finished = [r for r in rows if r["state"] == "COMPLETE"]
+        self.runner.say(f"search {exp.name}: {len(finished)} complete, "
+                 f"{sum(r['state'] == 'PRUNED' for r in rows)} pruned, "
+                 f"{sum(r['state'] == 'FAIL' for r in rows)} failed")
+        if finished and len(sweep.objectives) == 1:
+            best = sweep.study.best_trial
+            self.runner.say(f"  best: trial {best.number} {best.params} -> {best.value:.4g}")
+        return EXIT_OK
+
+    # ------------------------------------------------------------ dependencies
+    def ensure_dependencies(self, exp: ir.Experiment, run: Run) -> int:
+        """Run the experiments whose checkpoints this run starts from, when not done yet:
+        every `checkpoint(...)` in its configuration, the model or nested anywhere."""
+        for model in _checkpoints_in(run.config):
+            code = self._ensure_dependency(exp, model)
+            if code != EXIT_OK:
+                return code
+        return EXIT_OK
+
+    def _ensure_dependency(self, exp: ir.Experiment, model: dict[str, Any]) -> int:
+        ref = model.get("experiment")
+        name = ref.get("ref") if isinstance(ref, dict) else None
+        if not name:
+            return EXIT_OK
+        done = finished_runs(self.runner.root, name)
+        pinned = model.get("runs")  # Note [Pinned checkpoints]
+        if pinned is not None:
+            done = [r for r in done if r.name in set(pinned)]
+        if model.get("run"):
+            done = [r for r in done if r.name.startswith(str(model["run"]))]
+        if done:
+            return EXIT_OK
+        file = self._file_defining(name)
+        if file is None:
+            return EXIT_OK
+        self.runner.say(f"{exp.name} starts from checkpoint({name}), which has no finished run of "
+                 f"its current definition: running {name} first")
+        profile = self.runner.opts.profile
+        dep = compile_file(file, backend=self.runner.opts.backend, profile=profile)
+        if not dep.ok and profile is not None:  # the dependency may not define the profile
+            dep = compile_file(file, backend=self.runner.opts.backend)
+        if dep.plan is None:
+            sys.stderr.write(dep.render() + "\n")
+            return EXIT_FAILED
+        sub = Orchestrator(Runner(attrs.evolve(self.runner.opts, spec=Path(file)),
+                                  sources=dep.sources, plan_hash=dep.plan.hash), dep.loaded)
+        for ep in dep.plan.experiments:
+            if ep.experiment.name == name:
+                return sub.run_experiment(ep)
+        return EXIT_OK
+
+    def _file_defining(self, name: str) -> str | None:
+        loaded = self.loaded
+        if loaded is None:
+            return None
+        from specc.lang import syntax as S
+
+        for path, module in loaded.modules.items():
+            for item in module.items:
+                if isinstance(item, S.Experiment) and item.name == name:
+                    return path
+        return None
+
+
+def _checkpoints_in(config: Any) -> list[dict[str, Any]]:
+    """Every `checkpoint(...)` a resolved configuration holds, wherever it is nested."""
+    found, stack = [], [config]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if v.get("component") == "checkpoint":
+                found.append(v)
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return found
+
+
+def _int_setting(exp: ir.Experiment, name: str, default: int) -> int:
+    block = exp.search or exp.sweep
+    v = block.setting(name) if block is not None else None
+    return int(v.value) if isinstance(v, ir.Const) and isinstance(v.value, int) else default
+
+
+def _probe_run(exp: ir.Experiment) -> Run:
+    """A run with the experiment's fixed configuration (to find its dependencies)."""
+    from specc.compiler.plan import _Template
+
+    config = _Template(exp).resolve({})
+    return Run(experiment=exp.name, index=0, bindings={}, config=config, hash="")
