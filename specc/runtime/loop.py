@@ -571,8 +571,8 @@ class Trainer:
 
     def _loop(self, interrupt: Interrupt, bar: Any, log_every: int,
               token_budget: Any) -> dict[str, Any]:
-        rt = self.rt
-        window_tokens, last_row = None, {}
+        window_tokens: int | None = None
+        last_row: dict[str, Any] = {}
         last_log = time.time()
         tokens_at_log = self.tokens
         while self.step < self.total or (token_budget is not None
@@ -581,42 +581,88 @@ class Trainer:
                 self.save_checkpoint()
                 raise RunStopped("interrupted", f"interrupted ({interrupt.signal}) at step "
                                  f"{self.step} (a checkpoint was saved; run again to resume)")
-            window_loss, n_tok = self.train_step(self.step)
-            window_tokens = n_tok + (window_tokens or 0)
-            self.step += 1
-            if self.circuits is not None:
-                self.circuits.on_step(self.step)
+            window_tokens = self.step_once() + (window_tokens or 0)
             budget_done = token_budget is not None and self.tokens >= int(token_budget)
             eval_now = (self.step % self.eval_every == 0 or self.step == self.total
                         or budget_done)
             if self.step % log_every == 0 or eval_now:
-                total_loss, total_tok = rt.read(rt.all_sum(window_loss)), window_tokens
-                train_loss = total_loss / max(total_tok, 1)
-                if not math.isfinite(train_loss):
-                    raise RunStopped("failed", f"the training loss became {train_loss} at step "
-                                     f"{self.step}; lower the learning rate or clip gradients")
-                self.window = window_tokens = None
+                train_loss = self.read_train_loss(window_tokens)
+                window_tokens = None
                 now = time.time()
                 tps = (self.tokens - tokens_at_log) / max(now - last_log, 1e-9)
                 last_log, tokens_at_log = now, self.tokens
                 self._bar_update(bar, train_loss, tps)
-                self.last_train_loss = train_loss
             if eval_now:
                 values = self.evaluate()
-                row = {"step": self.step, "tokens": self.tokens,
-                       "time": round(time.time() - self.started, 3),
-                       "lr": self.opt.param_groups[0]["lr"],
-                       "train_loss": self.last_train_loss, **values}
-                if rt.is_main:
-                    self.log.append(row)
-                    if self.on_eval is not None:
-                        self.on_eval(row)
-                last_row = row
+                last_row = self.record(values)
                 if self._stop_condition(values) or budget_done:
                     break
             if self.step < self.total and self._checkpoint_due():
                 self.save_checkpoint()
         return last_row
+
+    # ------------------------------------------------------------ the public interface
+    # Note [One training loop]: `run` above and the strategies that drive runs themselves (a CBS
+    # race advancing its learning rates in lockstep) share these steps; nothing outside reaches
+    # into the step's internals.
+    def step_once(self) -> int:
+        """One optimizer step (circuits measured on their schedule); its label count."""
+        _, labels = self.train_step(self.step)
+        self.step += 1
+        if self.circuits is not None:
+            self.circuits.on_step(self.step)
+        return labels
+
+    def read_train_loss(self, labels: int) -> float:
+        """The mean token loss since the last read: one host read; a non-finite loss stops the
+        run (``RunStopped("failed")``)."""
+        total = self.rt.read(self.rt.all_sum(self.window))
+        self.window = None
+        loss = total / max(labels, 1)
+        if not math.isfinite(loss):
+            raise RunStopped("failed", f"the training loss became {loss} at step {self.step}; "
+                             "lower the learning rate or clip gradients")
+        self.last_train_loss = loss
+        return loss
+
+    def record(self, values: dict[str, float]) -> dict[str, Any]:
+        """The metrics row of this step (logged by the main process, shown by ``on_eval``)."""
+        row = {"step": self.step, "tokens": self.tokens,
+               "time": round(time.time() - self.started, 3),
+               "lr": self.opt.param_groups[0]["lr"],
+               "train_loss": self.last_train_loss, **values}
+        if self.rt.is_main:
+            self.log.append(row)
+            if self.on_eval is not None:
+                self.on_eval(row)
+        return row
+
+    def advance(self, steps: int) -> dict[str, Any]:
+        """``steps`` optimizer steps, one read of the training loss, then an evaluation: the
+        row, logged. Raises ``RunStopped`` when the loss is not finite."""
+        labels = sum(self.step_once() for _ in range(steps))
+        self.read_train_loss(labels)
+        return self.record(self.evaluate())
+
+    def gradient_sq_norm(self, batch: int, draws: int = 4) -> float:
+        """The mean squared gradient norm over ``draws`` fresh batches of ``batch`` sequences
+        (the gradient noise scale's ingredient); the optimizer state is untouched."""
+        import torch
+        import torch.nn.functional as F
+
+        total = 0.0
+        with torch.enable_grad():
+            for i in range(draws):
+                b = self.rt.to_device(self.data.train_batch(10**6 + 97 * i + batch, batch))
+                self.opt.zero_grad(set_to_none=True)
+                logits, labels = self.forward(b)
+                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                                       labels.reshape(-1), ignore_index=-100)
+                loss.backward()
+                total += float(sum((p.grad.float() ** 2).sum() for p in self.trainable
+                                   if p.grad is not None))
+        self.opt.zero_grad(set_to_none=True)
+        return total / draws
 
     def _checkpoint_due(self) -> bool:
         """Note [Checkpoint schedule]; after the step's evaluation row, which it then covers."""

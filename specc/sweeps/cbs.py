@@ -66,18 +66,13 @@ class Race:
         return math.ceil(self.max_tokens / (self.batch * seq))
 
     def advance(self, tr: Trainer, lr: float) -> dict[str, Any] | None:
-        window, labels = None, 0
-        for _ in range(self.interval):
-            window, n = tr.train_step(tr.step)  # the loss summed on the device since the read
-            tr.step += 1
-            labels += n
-        train_loss = tr.rt.read(window) / max(labels, 1)
-        tr.window = None
-        if not math.isfinite(train_loss):
-            self.failed[lr] = f"loss became {train_loss} at step {tr.step}"
+        """An interval of steps and an evaluation through the Trainer's public interface
+        (Note [One training loop]); None when the run diverged."""
+        try:
+            row = tr.advance(self.interval)
+        except RunStopped as exc:
+            self.failed[lr] = exc.reason
             return None
-        row = {"step": tr.step, "tokens": tr.tokens, "train_loss": train_loss, **tr.evaluate()}
-        tr.log.append(row)
         self.histories[lr].append(row)
         return row
 
@@ -250,30 +245,13 @@ def _noise_scale(ctx: CBS, race: Race | None, say: Any) -> dict[str, float] | No
     """B_simple at the end of the best reference run, from gradients at B_ref and 8·B_ref."""
     if race is None or not race.trainers:
         return None
-    import torch
-    import torch.nn.functional as F
 
     losses = {lr: min((r["loss"] for r in h), default=math.inf)
               for lr, h in race.histories.items() if lr in race.trainers}
     tr = race.trainers[min(losses, key=losses.__getitem__)]
-
-    def grad_sq(batch: int, n: int = 4) -> float:
-        total = 0.0
-        for i in range(n):
-            b = tr.rt.to_device(tr.data.train_batch(10**6 + 97 * i + batch, batch))
-            tr.opt.zero_grad(set_to_none=True)
-            logits, labels = tr.forward(b)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                   labels.reshape(-1), ignore_index=-100)
-            loss.backward()
-            total += float(sum((p.grad.float() ** 2).sum() for p in tr.trainable
-                               if p.grad is not None))
-        tr.opt.zero_grad(set_to_none=True)
-        return total / n
-
     small, big = ctx.reference, 8 * ctx.reference
-    with torch.enable_grad():
-        out = cbs_fit.gradient_noise_scale((small, grad_sq(small)), (big, grad_sq(big)))
+    out = cbs_fit.gradient_noise_scale((small, tr.gradient_sq_norm(small)),
+                                       (big, tr.gradient_sq_norm(big)))
     say(f"  gradient noise scale at the reference: B_simple = {out['b_simple']:.1f}")
     return out
 

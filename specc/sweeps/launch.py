@@ -62,7 +62,7 @@ def _child(target: str, log_path: str, args: tuple[Any, ...]) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own
     die_with_parent()
     code = 70
     try:
