@@ -289,3 +289,34 @@ def test_the_model_itself_can_be_swept() -> None:
     [ep] = result.plan.experiments  # type: ignore[union-attr]
     small, big = (ep.run_params()(r)["model"] for r in ep.runs())
     assert ep.cost().flops == pytest.approx(6.0 * (small + big) * ep.cost().tokens / 2)
+
+
+def test_a_childs_own_sweep_replaces_its_parents() -> None:
+    result = specc.plan("experiment base { model m = gpt2(vocab = bytes)\n"
+                        "  sweep grid { seed in [1, 2] } }\n"
+                        "experiment child extends base { sweep grid { seed in [3, 4, 5] } }")
+    assert result.ok, result.render()
+    base, child = result.plan.experiments  # type: ignore[union-attr]
+    assert [r.name for r in child.runs()] == ["child[seed=3]", "child[seed=4]", "child[seed=5]"]
+    [d] = specc.check("experiment e { model m = gpt2(vocab = bytes)\n"
+                      "  sweep grid { seed in [1] }\n  sweep grid { seed in [2] } }")
+    assert d.code == "sweep-conflict" and "merge the axes" in (d.help or "")
+
+
+def test_components_kind_must_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    from specc.cli.main import main
+
+    assert main(["components", "--kind", "polcy"]) == 2
+    assert 'did you mean "policy"?' in capsys.readouterr().err
+
+
+def test_backend_auto_is_checked_against_every_backend_it_may_pick() -> None:
+    """The verdict of `check` never depends on whether the checking machine has a GPU."""
+    from specc.backend import AUTO_CHOICES
+
+    assert {c.name for c in AUTO_CHOICES} == {"cpu", "cuda"}
+    [d] = specc.check("experiment e { model m = gpt2(vocab = bytes)\n"
+                      "  train { precision = fp16 } }")
+    assert d.code == "backend-unsupported" and "cpu" in d.message
+    assert specc.check("experiment e { model m = gpt2(vocab = bytes)\n  backend = cuda\n"
+                       "  train { precision = fp16 } }") == []
