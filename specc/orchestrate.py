@@ -24,6 +24,7 @@ from specc.compiler import ir
 from specc.compiler.pipeline import compile_file
 from specc.compiler.plan import ExperimentPlan, Run
 from specc.runtime.execute import (
+    BUSY,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -78,16 +79,64 @@ class Orchestrator:
                               code="too-many-runs",
                               help="narrow the sweep, or raise the limit with --max-runs N")
             return EXIT_FAILED
-        self.runner.say(f"experiment {exp.name}: {count} run{'s' if count != 1 else ''}")
+        shard = self.runner.opts.shard
+        workers = self.runner.opts.workers or _int_setting(exp, "workers", 1)
+        if workers > 1 and shard is None and not os.environ.get("SPECC_GRID_WORKER"):
+            return self.run_grid_workers(exp, workers)
+        self.runner.say(f"experiment {exp.name}: {count} run{'s' if count != 1 else ''}"
+                        + (f" (shard {shard[0]}/{shard[1]})" if shard else ""))
+        return self.run_grid(exp, ep, shard)
+
+    def run_grid(self, exp: ir.Experiment, ep: ExperimentPlan,
+                 shard: tuple[int, int] | None) -> int:
+        """Note [Shared grids]: each run is claimed through its directory's lock, so any number
+        of `specc run` processes on one store (this one's `workers`, other terminals, other
+        machines on a shared filesystem) train each run once. A run another process is
+        training is passed over, then waited for at the end (finished by then, or taken over
+        if that process died). `--shard i/n` takes every n-th run, statically."""
         code = EXIT_OK
+        later: list[Run] = []
         for run in ep.runs():  # streamed: the first run starts before the rest are planned
+            if shard is not None and run.index % shard[1] != shard[0]:
+                continue
             dep = self.ensure_dependencies(exp, run)
             if dep != EXIT_OK:
                 return dep
+            got = self.runner.run_one(exp, run, wait=False)
+            if got == BUSY:
+                later.append(run)
+                continue
+            code = max(code, got)
+            if code == EXIT_INTERRUPTED:
+                return code
+        for run in later:
+            self.runner.say(f"  {run.name} ({run.hash}): another process is training it; "
+                            "waiting")
             code = max(code, self.runner.run_one(exp, run))
             if code == EXIT_INTERRUPTED:
                 break
         return code
+
+    def run_grid_workers(self, exp: ir.Experiment, workers: int) -> int:
+        """`workers = N`: N local `specc run` processes share the grid (Note [Shared grids])."""
+        opts = self.runner.opts
+        cmd = [sys.executable, "-m", "specc.cli.main", "run", str(opts.spec), "--experiment",
+               exp.name, "--root", str(opts.root), "--quiet"]
+        if opts.profile:
+            cmd += ["--profile", opts.profile]
+        if opts.backend:
+            cmd += ["--backend", opts.backend]
+        if opts.force:
+            cmd += ["--force"]
+        if opts.max_runs:
+            cmd += ["--max-runs", str(opts.max_runs)]
+        self.runner.say(f"experiment {exp.name}: {workers} local workers share its runs")
+        env = dict(os.environ, SPECC_GRID_WORKER="1")
+        # The cores are shared among the workers (oversubscribed CPU threads spin and crawl).
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+        codes = [p.wait() for p in procs]
+        return max(codes) if all(c >= 0 for c in codes) else EXIT_FAILED
 
     # ------------------------------------------------------------ searches
     def run_search(self, exp: ir.Experiment) -> int:

@@ -296,7 +296,7 @@ def test_a_childs_own_sweep_replaces_its_parents() -> None:
                         "  sweep grid { seed in [1, 2] } }\n"
                         "experiment child extends base { sweep grid { seed in [3, 4, 5] } }")
     assert result.ok, result.render()
-    base, child = result.plan.experiments  # type: ignore[union-attr]
+    _base, child = result.plan.experiments  # type: ignore[union-attr]
     assert [r.name for r in child.runs()] == ["child[seed=3]", "child[seed=4]", "child[seed=5]"]
     [d] = specc.check("experiment e { model m = gpt2(vocab = bytes)\n"
                       "  sweep grid { seed in [1] }\n  sweep grid { seed in [2] } }")

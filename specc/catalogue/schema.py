@@ -57,7 +57,8 @@ TRAIN: Final[tuple[Param, ...]] = (
 
 GRID: Final[tuple[Param, ...]] = (
     P("retry", T.Kind("retry"), "retries()", "how failed runs are retried"),
-    P("workers", T.INT, "1", "runs in parallel", **_POS_INT),
+    P("workers", T.INT, "1", "local `specc run` processes sharing the runs (each trained once)",
+      **_POS_INT),
 )
 
 CBS: Final[tuple[Param, ...]] = (

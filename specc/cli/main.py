@@ -21,6 +21,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``I/N`` with 0 <= I < N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N (for example 0/4)") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: I must be in 0..N-1")
+    return i, n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="specc", description="A declarative, spec-driven experiment compiler.")
     p.add_argument("--version", action="version", version="specc 0.1.0")
@@ -65,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--max-runs", type=int, default=None, metavar="N",
                    help="refuse a grid of more than N runs (default: 10,000)")
-    r.add_argument("--workers", type=int, help="local workers for a search (default: the spec's)")
+    r.add_argument("--workers", type=int,
+                   help="local workers sharing a grid or a search (default: the spec's)")
+    r.add_argument("--shard", type=_shard, metavar="I/N",
+                   help="only every N-th run of a grid, from the I-th (0-based): a static split")
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
 
     w = sub.add_parser("worker", help="join a search's study and run trials until it is done")

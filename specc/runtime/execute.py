@@ -31,6 +31,7 @@ from specc.store.runs import (
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 LOCK_NAME = ".lock"
+BUSY = -1  # run_one(wait=False): another process is training that run right now
 MAX_RUNS = 10_000  # `specc run` refuses a bigger grid unless --max-runs says otherwise
 
 
@@ -49,6 +50,7 @@ class RunOptions:
     max_runs: int | None = None
     storage: str | None = None
     workers: int | None = None
+    shard: tuple[int, int] | None = None  # (i, n): every n-th run from the i-th
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -57,7 +59,8 @@ class RunOptions:
                    quiet=bool(getattr(args, "quiet", False)),
                    experiment=getattr(args, "experiment", None),
                    max_runs=getattr(args, "max_runs", None),
-                   storage=getattr(args, "storage", None), workers=getattr(args, "workers", None))
+                   storage=getattr(args, "storage", None), workers=getattr(args, "workers", None),
+                   shard=getattr(args, "shard", None))
 
 
 class Runner:
@@ -107,11 +110,15 @@ class Runner:
             out["train"] = train[0].span
         return out
 
-    def run_one(self, exp: ir.Experiment, run: Run) -> int:
+    def run_one(self, exp: ir.Experiment, run: Run, wait: bool = True) -> int:
+        """Run one run under its directory's lock. ``wait=False``: when another process holds
+        the lock (it is training this run), return ``BUSY`` at once instead of waiting."""
         if "WORLD_SIZE" in os.environ:  # a torchrun rank: the launching process holds the lock
             return self._run_one(exp, run)
         path = run_dir(self.root, exp.name, run.hash)
-        with run_lock(path):
+        with run_lock(path, wait=wait) as held:
+            if not held:
+                return BUSY
             return self._run_one(exp, run)
 
     def _run_one(self, exp: ir.Experiment, run: Run) -> int:
@@ -250,15 +257,21 @@ class Runner:
 
 
 @contextmanager
-def run_lock(path: Path) -> Iterator[None]:
-    """One process at a time trains a run directory; the next one finds it finished."""
+def run_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """One process at a time trains a run directory; the next one finds it finished. Yields
+    whether the lock is held (always, when ``wait``). The operating system releases the lock of
+    a process that dies, so a run claimed by a dead process is taken over."""
     import fcntl
 
     path.mkdir(parents=True, exist_ok=True)
     with (path / LOCK_NAME).open("a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 

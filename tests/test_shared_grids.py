@@ -1,0 +1,79 @@
+"""Grids are shared work (Note [Shared grids]): concurrent `specc run`s, `workers = N` and
+`--shard i/n` train each run exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import specc
+from specc.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GRID = """experiment g {{
+  model m = gpt2(layers = 1, heads = 2, width = 32, context = 16, vocab = numbers(0..99))
+  data task = arithmetic(ops = ["+"], max = 20, train = 200, test = 50)
+  train {{ optimizer = adamw(lr = 1e-3); batch = 16; steps = {steps}; eval_every = {steps} }}
+  metrics = [loss]
+  sweep grid {{
+    seed in [0, 1, 2, 3, 4, 5]
+{extra}  }}
+}}
+"""
+
+
+def _spec(tmp: Path, steps: int = 30, extra: str = "") -> Path:
+    path = tmp / "g.exp"
+    path.write_text(GRID.format(steps=steps, extra=extra))
+    return path
+
+
+def _manifests(root: Path) -> list[dict[str, object]]:
+    return [json.loads(m.read_text()) for m in sorted(root.glob("g/*/manifest.json"))]
+
+
+def _rows(root: Path) -> list[int]:
+    return [len((d / "metrics.jsonl").read_text().splitlines()) for d in sorted(root.glob("g/*"))
+            if (d / "metrics.jsonl").exists()]
+
+
+def test_two_runs_on_one_store_share_the_grid(tmp_path: Path) -> None:
+    spec, root = _spec(tmp_path, steps=200), tmp_path / "runs"
+    cmd = [sys.executable, "-m", "specc.cli.main", "run", str(spec), "--root", str(root),
+           "--quiet"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # two processes on the cores: one thread each
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    manifests = _manifests(root)
+    assert len(manifests) == 6 and all(m["status"] == "finished" for m in manifests)
+    assert len({m["pid"] for m in manifests}) == 2, "both processes trained runs"
+    assert _rows(root) == [1] * 6, "every run was trained once (one evaluation row each)"
+    planned = {r.hash for r in specc.plan(spec).plan.runs()}  # type: ignore[union-attr]
+    assert {str(m["hash"]) for m in manifests} == planned
+
+
+def test_workers_in_a_grid_block_run_in_parallel(tmp_path: Path) -> None:
+    spec, root = _spec(tmp_path, steps=200, extra="    workers = 2\n"), tmp_path / "runs"
+    assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
+    manifests = _manifests(root)
+    assert len(manifests) == 6 and all(m["status"] == "finished" for m in manifests)
+    assert len({m["pid"] for m in manifests}) == 2
+    assert _rows(root) == [1] * 6
+
+
+def test_shards_split_a_grid_statically(tmp_path: Path) -> None:
+    spec, root = _spec(tmp_path, steps=5), tmp_path / "runs"
+    runs = list(specc.plan(spec).plan.runs())  # type: ignore[union-attr]
+    assert main(["run", str(spec), "--root", str(root), "--quiet", "--shard", "1/2"]) == 0
+    assert {str(m["hash"]) for m in _manifests(root)} == {runs[1].hash, runs[3].hash, runs[5].hash}
+    assert main(["run", str(spec), "--root", str(root), "--quiet", "--shard", "0/2"]) == 0
+    assert len(_manifests(root)) == 6
+    bad = subprocess.run([sys.executable, "-m", "specc.cli.main", "run", str(spec), "--shard",
+                          "2/2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "I must be in 0..N-1" in bad.stderr
