@@ -111,30 +111,7 @@ class SweepLowering:
                           if _field_path(p.name) is None]
         values += [c.expr for c in checks] + [m for c in checkpoints for m in c.measures]
         used = {x.name for v in values for x in _walk(v) if isinstance(x, ir.Var | ir.Searched)}
-        # A variable switched off by its `when` would leave what uses it unbound in those runs.
-        conditions = {id(w) for w in (
-            [a.when for a in sweep.axes] if sweep is not None else []) + (
-            [p.when for p in search.params] if search is not None else []) if w is not None}
-        conditional = {a.path: a.span for a in (sweep.axes if sweep is not None else ())
-                       if a.when is not None and _field_path(a.path) is None}
-        conditional |= {p.name: p.span for p in (search.params if search is not None else ())
-                        if p.when is not None and _field_path(p.name) is None}
-        for v in values:
-            if id(v) in conditions:
-                continue
-            for x in _walk(v):
-                if isinstance(x, ir.Comp):
-                    for arg in x.args:
-                        if isinstance(arg.value, ir.Var | ir.Searched) and \
-                                arg.value.name in conditional:
-                            name = arg.value.name
-                            self.out.error(
-                                "sweep-conflict", conditional.pop(name),
-                                message=f'"{name}" has a `when`, so some runs have no value '
-                                        f"for it, but {x.name}({arg.name} = {name}) needs one",
-                                help=f"sweep the argument itself: `train.<field>.{arg.name} "
-                                     f"in [...] when ...` keeps its default where the "
-                                     "condition is false")
+        self._check_conditional_arguments(values, sweep, search)
         for name, span in variables:
             if name in used:
                 continue
@@ -145,6 +122,33 @@ class SweepLowering:
                            help=f"pass it where it was meant, e.g. `{name} = {name}` in "
                                 f"{where}" if where else
                                 f"refer to it (`... = {name}`) or remove the axis")
+
+    def _check_conditional_arguments(self, values: list[ir.Value], sweep: ir.Sweep | None,
+                                     search: ir.Search | None) -> None:
+        """A variable switched off by its `when` would leave an argument that uses it unbound
+        in those runs: an error at the variable, with the member path that keeps a default."""
+        whens = ([a.when for a in sweep.axes] if sweep is not None else []) + (
+            [p.when for p in search.params] if search is not None else [])
+        conditions = {id(w) for w in whens if w is not None}
+        conditional = {a.path: a.span for a in (sweep.axes if sweep is not None else ())
+                       if a.when is not None and _field_path(a.path) is None}
+        conditional |= {p.name: p.span for p in (search.params if search is not None else ())
+                        if p.when is not None and _field_path(p.name) is None}
+        for v in values:
+            if id(v) in conditions:
+                continue
+            for x in _walk(v):
+                for arg in x.args if isinstance(x, ir.Comp) else ():
+                    if isinstance(arg.value, ir.Var | ir.Searched) and \
+                            arg.value.name in conditional:
+                        name = arg.value.name
+                        self.out.error(
+                            "sweep-conflict", conditional.pop(name),
+                            message=f'"{name}" has a `when`, so some runs have no value for '
+                                    f"it, but {x.name}({arg.name} = {name}) needs one",
+                            help=f"sweep the argument itself: `train.<field>.{arg.name} in "
+                                 "[...] when ...` keeps its default where the condition is "
+                                 "false")
 
     def _check_member_path(self, path: str, span: dg.Span, fields: list[ir.Field],
                            decls: list[ir.Declaration]) -> None:

@@ -168,7 +168,8 @@ class Runner:
 
     def train(self, exp: ir.Experiment, run: Run, path: Path, manifest: dict[str, Any] | None,
               backend: Any) -> int:
-        from specc.runtime.loop import Interrupt, RunStopped, StageError, Trainer
+        """Train one run on ``backend``: the manifest says `running`, then how it ended."""
+        from specc.runtime.loop import Trainer
 
         only = os.environ.get("SPECC_ONLY_RUN")
         if only and only != run.hash:
@@ -176,57 +177,17 @@ class Runner:
         runtime = backend.runtime(run.config["train"])
         runtime.setup_distributed()
         is_main = runtime.is_main
-        started = (manifest or {}).get("started") or now()
-        manifest = {
-            "experiment": exp.name, "name": run.name, "hash": run.hash,
-            "spec": {"path": str(self.spec), "hash": self.spec_hash},
-            "plan_hash": self.plan_hash,
-            "bindings": run.bindings, "config": run.config, "seed": run.config.get("seed", 0),
-            "backend": backend.name, "device": runtime.describe(), "world_size": runtime.world,
-            "versions": versions(), "git_commit": git_commit(self.spec.parent),
-            "status": "running", "started": started, "reason": None, "pid": os.getpid(),
-        }
+        manifest = self._manifest(exp, run, backend.name, runtime,
+                                  (manifest or {}).get("started") or now())
         if is_main:
             write_manifest(path, manifest)
         trainer = Trainer(run.config, path, runtime, spans=self.spans(exp),
                           base_dir=self.spec.parent, store_root=self.root,
                           progress=not self.quiet and sys.stderr.isatty(),
                           on_eval=self._on_eval)
-        status, reason, code = "finished", None, EXIT_OK
-        last: dict[str, Any] = {}
         t0 = time.time()
         try:
-            with Interrupt() as interrupt:
-                trainer.build()
-                resumed = trainer.resume()
-                self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: "
-                         f"{trainer.total} steps, {trainer.counts[0]:,} of {trainer.counts[1]:,} "
-                         f"parameters trained"
-                         + (f"; resumed at step {trainer.step}" if resumed else ""))
-                last = trainer.run(interrupt)
-                trainer.save_final()
-        except StageError as exc:
-            status, reason, code = "failed", str(exc), EXIT_FAILED
-            self.error(str(exc), exc.span)
-        except RunStopped as exc:
-            status, reason = exc.status, exc.reason
-            code = {"interrupted": EXIT_INTERRUPTED, "pruned": EXIT_OK}.get(exc.status,
-                                                                          EXIT_FAILED)
-            if exc.status != "pruned":
-                self.error(exc.reason, exp.span if exc.status == "failed" else None,
-                           code="run-" + exc.status)
-        except DiskFull as exc:
-            status, reason, code = "failed", str(exc), EXIT_FAILED
-            self.error(reason, None, code="disk-full")
-        except KeyboardInterrupt:
-            status, reason, code = "interrupted", "interrupted twice: stopped at once", \
-                EXIT_INTERRUPTED
-        except runtime.oom_types() as exc:
-            status, code = "failed", EXIT_FAILED
-            reason = (f"out of memory at step {getattr(trainer, 'step', 0)} with batch "
-                      f"{run.config['train']['batch']} ({str(exc).splitlines()[0]})")
-            self.error(reason, self.spans(exp).get("train"),
-                       help="lower train.batch and raise train.accumulate (same global batch)")
+            status, reason, code, last = self._train(exp, run, trainer, runtime)
         finally:
             runtime.barrier()
         if is_main:
@@ -249,6 +210,57 @@ class Runner:
         self.last_status, self.last_reason = status, reason
         self.last_row = last or (trainer.log.rows()[-1:] or [{}])[0] if is_main else last
         return code
+
+    def _manifest(self, exp: ir.Experiment, run: Run, backend: str, runtime: Any,
+                  started: str) -> dict[str, Any]:
+        return {
+            "experiment": exp.name, "name": run.name, "hash": run.hash,
+            "spec": {"path": str(self.spec), "hash": self.spec_hash},
+            "plan_hash": self.plan_hash,
+            "bindings": run.bindings, "config": run.config, "seed": run.config.get("seed", 0),
+            "backend": backend, "device": runtime.describe(), "world_size": runtime.world,
+            "versions": versions(), "git_commit": git_commit(self.spec.parent),
+            "status": "running", "started": started, "reason": None, "pid": os.getpid(),
+        }
+
+    def _train(self, exp: ir.Experiment, run: Run, trainer: Any,
+               runtime: Any) -> tuple[str, str | None, int, dict[str, Any]]:
+        """(status, reason, exit code, last row): every way a run ends, each failure reported
+        at the spec line that caused it."""
+        from specc.runtime.loop import Interrupt, RunStopped, StageError
+
+        try:
+            with Interrupt() as interrupt:
+                trainer.build()
+                resumed = trainer.resume()
+                self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: "
+                         f"{trainer.total} steps, {trainer.counts[0]:,} of {trainer.counts[1]:,} "
+                         f"parameters trained"
+                         + (f"; resumed at step {trainer.step}" if resumed else ""))
+                last = trainer.run(interrupt)
+                trainer.save_final()
+            return "finished", None, EXIT_OK, last
+        except StageError as exc:
+            self.error(str(exc), exc.span)
+            return "failed", str(exc), EXIT_FAILED, {}
+        except RunStopped as exc:
+            code = {"interrupted": EXIT_INTERRUPTED, "pruned": EXIT_OK}.get(exc.status,
+                                                                          EXIT_FAILED)
+            if exc.status != "pruned":
+                self.error(exc.reason, exp.span if exc.status == "failed" else None,
+                           code="run-" + exc.status)
+            return exc.status, exc.reason, code, {}
+        except DiskFull as exc:
+            self.error(str(exc), None, code="disk-full")
+            return "failed", str(exc), EXIT_FAILED, {}
+        except KeyboardInterrupt:
+            return "interrupted", "interrupted twice: stopped at once", EXIT_INTERRUPTED, {}
+        except runtime.oom_types() as exc:
+            reason = (f"out of memory at step {getattr(trainer, 'step', 0)} with batch "
+                      f"{run.config['train']['batch']} ({str(exc).splitlines()[0]})")
+            self.error(reason, self.spans(exp).get("train"),
+                       help="lower train.batch and raise train.accumulate (same global batch)")
+            return "failed", reason, EXIT_FAILED, {}
 
     def _on_eval(self, row: dict[str, Any]) -> None:
         self.say("    " + _row_text(row))
