@@ -194,11 +194,25 @@ class Trainer:
 
     # ------------------------------------------------------------ building
     def build(self) -> None:
-        import torch
-
-        rt = self.rt
+        """Everything a run needs, in order: vocabulary, model and data, the budget, circuits,
+        the policy, then the step (wrapped by the backend) and the optimizer."""
         seed = int(self.cfg.get("seed", 0))
-        rt.seed(seed)
+        self.rt.seed(seed)
+        model = self._build_model_and_data(seed)
+        steps = self._budget()
+        self.circuits = CircuitWatch.create(self, model)
+        model = self._apply_policy(model, steps)
+        self._build_step(model)
+        self.step = 0
+        self.tokens = 0
+        self.started = time.time()
+        eval_every = int(self.train.get("eval_every") or 0)
+        self.eval_every = eval_every if eval_every > 0 else steps
+        every = int(self.train.get("checkpoint_every") or 0)  # Note [Checkpoint schedule]
+        self.ckpt_every = every if every > 0 else max(eval_every, 0)
+        self._last_ckpt_time = time.time()
+
+    def _build_model_and_data(self, seed: int) -> Any:
         model_cfg = self.cfg["model"]
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
             self.vocab_cfg = models.vocab_config(model_cfg, self.base, self.store_root)
@@ -206,27 +220,35 @@ class Trainer:
         context = int(model_cfg.get("context") or 1024)
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
             model = models.build_model(model_cfg, self.vocab.size, base=self.base,
-                                       store_root=self.store_root, attention=rt.attention(),
-                                       seed=seed, specials={"bos": self.vocab.bos,
-                                                            "eos": self.vocab.eos,
-                                                            "pad": self.vocab.pad})
+                                       store_root=self.store_root,
+                                       attention=self.rt.attention(), seed=seed,
+                                       specials={"bos": self.vocab.bos, "eos": self.vocab.eos,
+                                                 "pad": self.vocab.pad})
             context = int(getattr(model.config, "max_position_embeddings", 0)
                           or getattr(model.config, "n_positions", context))
         with stage(f"data {self.cfg['data'].get('name', '')}", self.spans.get("data")):
             self.data = D.build_data(self.cfg["data"], self.vocab, context, self.base, seed)
         self.context = context
+        return model
+
+    def _budget(self) -> int:
+        """The run's optimizer steps, from steps, epochs or tokens (a token budget is also
+        checked as tokens are seen)."""
         with stage("training budget", self.spans.get("train")):
             self.shapes = D.shapes_for(self.train, self.data)
             steps = D.steps_for(self.data, self.train)
-        tokens_per_step = float(self.train["batch"] * self.data.seq_len())
-        self.tokens_per_step = tokens_per_step
+        self.tokens_per_step = float(self.train["batch"] * self.data.seq_len())
         if steps is None:
             if self.train.get("tokens") is None:
                 raise StageError("no training budget: give train.steps, train.epochs or "
                                  "train.tokens", self.spans.get("train"))
-            steps = max(1, math.ceil(float(self.train["tokens"]) / tokens_per_step))
+            steps = max(1, math.ceil(float(self.train["tokens"]) / self.tokens_per_step))
         self.total = steps
-        self.circuits = CircuitWatch.create(self, model)
+        return steps
+
+    def _apply_policy(self, model: Any, steps: int) -> Any:
+        import torch
+
         with stage(f"policy {self.cfg['policy'].get('name', '')}", self.spans.get("policy")):
             if self.cfg["policy"].get("component") == "circuit_lora":
                 from specc.circuits.allocate import allocate
@@ -234,7 +256,7 @@ class Trainer:
                 # The adapters start from the random state plain LoRA would see: the probe
                 # fine-tunes' draws must not change the initialization being compared.
                 state = torch.random.get_rng_state()
-                ranks = allocate(model, self.data, self.cfg, self.path, rt.device,
+                ranks = allocate(model, self.data, self.cfg, self.path, self.rt.device,
                                  before=self.circuits.base if self.circuits else None,
                                  build_data=self._subtask_data)
                 torch.random.set_rng_state(state)
@@ -242,6 +264,10 @@ class Trainer:
             else:
                 model = policies.apply_policy(model, self.cfg["policy"], steps)
             M.check_supported(self.cfg.get("metrics") or [])
+        return model
+
+    def _build_step(self, model: Any) -> None:
+        rt = self.rt
         self.model_raw = model
         self.counts = policies.count_params(model)
         # Graphs a compiling backend may build for the step: one per sequence length the shape
@@ -261,15 +287,6 @@ class Trainer:
                     for d in self.train.get("ewa") or []}
         self.adalora = self.cfg["policy"].get("component") == "adalora"
         self._compiled_step = rt.compile_step(self._device_step)
-        self.step = 0
-        self.tokens = 0
-        self.started = time.time()
-        eval_every = int(self.train.get("eval_every") or 0)
-        self.eval_every = eval_every if eval_every > 0 else steps
-        every = int(self.train.get("checkpoint_every") or 0)  # Note [Checkpoint schedule]
-        self.ckpt_every = every if every > 0 else max(eval_every, 0)
-        self._last_ckpt_time = time.time()
-        del torch
 
     def _subtask_data(self, cfg: dict[str, Any]) -> Any:
         """A subtask's data (compositional circuit_lora), with this run's vocabulary."""

@@ -170,11 +170,36 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
     say = runner.say
     t0 = time.time()
     targets = ctx.targets()
-    spent = 0
     say(f"cbs {exp.name}: batches {ctx.batches}, lrs {ctx.lrs} (race), reference "
         f"{ctx.reference}, max {ctx.max_tokens:,} tokens per run")
     races: dict[int, Race] = {}
-    # 1. Reference runs fix the loss_at targets: the best raw or EWA held-out loss at T tokens.
+    spent = _reference_targets(ctx, targets, races, say)  # 1. the loss_at targets
+    hardest = min(t["value"] for t in targets)
+    gns = _noise_scale(ctx, races.get(ctx.reference), say)
+    spent += _race_batches(ctx, races, hardest, full_grid, say)  # 2. every other batch size
+    results = _fits(ctx, targets, races)  # 3. S(B), fits and B* per target
+    out = {"experiment": exp.name, "batches": ctx.batches, "lrs": ctx.lrs,
+           "reference": ctx.reference, "overhead": ctx.overhead, "max_tokens": ctx.max_tokens,
+           "results": results, "tokens_spent": spent,
+           "tokens_full_grid": len(ctx.batches) * len(ctx.lrs) * ctx.max_tokens,
+           "seconds": round(time.time() - t0, 1), "gradient_noise_scale": gns}
+    with_bstar = [r for r in results if "b_star" in r and r["target"]["kind"] == "loss_at"]
+    if len(with_bstar) >= 2:
+        out["b_star_vs_tokens"] = cbs_fit.fit_power([r["target"]["tokens"] for r in with_bstar],
+                                                    [r["b_star"] for r in with_bstar])
+    path = Path(runner.root) / exp.name / ("cbs_full_grid.json" if full_grid else "cbs.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2, default=str))
+    say(render(out))
+    say(f"  results in {path}")
+    return 0
+
+
+def _reference_targets(ctx: CBS, targets: list[dict[str, Any]], races: dict[int, Race],
+                       say: Any) -> int:
+    """Reference runs fix the loss_at targets: the best raw or EWA held-out loss at T tokens.
+    Returns the tokens spent."""
+    spent = 0
     for t in targets:
         if t["kind"] != "loss_at":
             continue
@@ -193,9 +218,13 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
                 best = min(best, *(rows[-1][k] for k in ctx.keys if k in rows[-1]))
         t["value"] = best
         say(f"  target from batch {t['batch']} at {t['tokens']:,} tokens: loss {best:.4f}")
-    hardest = min(t["value"] for t in targets)
-    gns = _noise_scale(ctx, races.get(ctx.reference), say)
-    # 2. Race every other batch size to the hardest target.
+    return spent
+
+
+def _race_batches(ctx: CBS, races: dict[int, Race], hardest: float, full_grid: bool,
+                  say: Any) -> int:
+    """Race every batch size not raced yet to the hardest target; returns the tokens spent."""
+    spent = 0
     for b in ctx.batches:
         if b in races:
             continue
@@ -206,15 +235,18 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
         s, lr = race.steps(hardest)
         say(f"  batch {b}: " + (f"{s} steps to target (lr {lr:g})" if s else "target not reached")
             + (f"; diverged: {sorted(race.failed)}" if race.failed else ""))
-    # 3. S(B), fits and B* per target.
-    table = []
+    return spent
+
+
+def _fits(ctx: CBS, targets: list[dict[str, Any]],
+          races: dict[int, Race]) -> list[dict[str, Any]]:
+    """Per target: the S(B) table, the fit and B* by the overhead rule."""
     results = []
     for t in targets:
         rows = []
         for b in ctx.batches:
             s, lr = races[b].steps(t["value"]) if b in races else (None, None)
             rows.append({"batch": b, "steps": s, "lr": lr})
-        table.append({"target": t, "rows": rows})
         pts = [(r["batch"], r["steps"]) for r in rows if r["steps"]]
         entry: dict[str, Any] = {"target": t, "table": rows}
         try:
@@ -224,21 +256,7 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
         except (ValueError, RuntimeError) as exc:
             entry["fit_error"] = str(exc)
         results.append(entry)
-    out = {"experiment": exp.name, "batches": ctx.batches, "lrs": ctx.lrs,
-           "reference": ctx.reference, "overhead": ctx.overhead, "max_tokens": ctx.max_tokens,
-           "results": results, "tokens_spent": spent,
-           "tokens_full_grid": len(ctx.batches) * len(ctx.lrs) * ctx.max_tokens,
-           "seconds": round(time.time() - t0, 1), "gradient_noise_scale": gns}
-    with_bstar = [r for r in results if "b_star" in r and r["target"]["kind"] == "loss_at"]
-    if len(with_bstar) >= 2:
-        out["b_star_vs_tokens"] = cbs_fit.fit_power([r["target"]["tokens"] for r in with_bstar],
-                                                    [r["b_star"] for r in with_bstar])
-    path = Path(runner.root) / exp.name / ("cbs_full_grid.json" if full_grid else "cbs.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=str))
-    say(render(out))
-    say(f"  results in {path}")
-    return 0
+    return results
 
 
 def _noise_scale(ctx: CBS, race: Race | None, say: Any) -> dict[str, float] | None:
