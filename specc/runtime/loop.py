@@ -9,8 +9,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +19,9 @@ from specc.components import data as D
 from specc.components import metrics as M
 from specc.components import models, optim, policies
 from specc.components.vocab import build_vocab
-from specc.diagnostics import Span, SpeccError
+from specc.diagnostics import Span
+from specc.runtime.circuit_watch import CircuitWatch
+from specc.runtime.control import Interrupt, RunStopped, StageError, stage
 from specc.store.files import (
     DiskFull,
     confined,
@@ -47,130 +47,6 @@ def _nbytes(obj: Any) -> int:
     if isinstance(obj, (list, tuple)):
         return sum(_nbytes(v) for v in obj)
     return 8
-
-
-class StageError(Exception):
-    """A failure attributed to the spec construct that caused it."""
-
-    def __init__(self, message: str, span: Span | None) -> None:
-        super().__init__(message)
-        self.span = span
-
-
-class RunStopped(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-@contextmanager
-def stage(what: str, span: Span | None) -> Iterator[None]:
-    """Re-attribute a user-facing failure inside a stage to the spec line that asked for it."""
-    try:
-        yield
-    except SpeccError as exc:
-        raise StageError(f"{what}: {exc}", span) from exc
-    except FileNotFoundError as exc:
-        raise StageError(f"{what}: file not found: {exc.filename}", span) from exc
-
-
-class Interrupt:
-    """Ctrl-C or SIGTERM (how clusters preempt) asks the loop to stop after saving a checkpoint;
-    a second one stops at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal: str | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> Interrupt:
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested = True
-            self.signal = signal.Signals(signum).name
-
-        if threading.current_thread() is threading.main_thread():  # signals: main only
-            for sig in self.SIGNALS:
-                self._old[sig] = signal.signal(sig, handler)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-
-
-class CircuitWatch:
-    """Circuits along training: the base model's circuit, `checkpoints every N steps { measure
-    circuit }`, and the node_jaccard / edge_jaccard metrics against the base circuit."""
-
-    def __init__(self, trainer: Trainer, base: Any, every: int, wants_metrics: bool) -> None:
-        self.trainer, self.base, self.every = trainer, base, every
-        self.wants_metrics = wants_metrics
-        self.current: tuple[int, Any] | None = None
-
-    @classmethod
-    def create(cls, trainer: Trainer, model: Any) -> CircuitWatch | None:
-        cfg = trainer.cfg
-        metrics = cfg.get("metrics") or []
-        wants = any(m["component"] in M.CIRCUIT_METRICS for m in metrics)
-        every = 0
-        for c in cfg.get("checkpoints") or []:
-            circuit_methods = ("eap", "eap_ig", "exact_patching")
-            if c["unit"] == "steps" and any(
-                    isinstance(m, dict) and m.get("component") in circuit_methods
-                    for m in c["measure"]):
-                every = int(c["every"])
-        policy = cfg["policy"]
-        # circuit_lora starts from the task's base circuit, unless subtask circuits stand in
-        needs_base = wants or every or (policy.get("component") == "circuit_lora"
-                                        and not policy.get("subtasks"))
-        if not needs_base:
-            return None
-        from specc.circuits.allocate import circuit_config
-        from specc.circuits.discover import discover
-
-        with stage("circuit", trainer.spans.get("model")):
-            circuit_cfg = circuit_config(cfg)
-            pairs = trainer.data.pairs()
-            base, info = discover(model.to(trainer.rt.device), pairs, circuit_cfg)
-        base.save(trainer.path / "circuits" / "base.json", step=0, **info)
-        watch = cls(trainer, base, every, wants)
-        watch.cfg, watch.pairs = circuit_cfg, pairs
-        return watch
-
-    def circuit_at(self, step: int) -> Any:
-        if self.current is not None and self.current[0] == step:
-            return self.current[1]
-        from specc.circuits.circuit import edge_jaccard, node_jaccard
-        from specc.circuits.discover import discover
-
-        circuit, info = discover(self.trainer.model_raw, self.pairs, self.cfg)
-        circuit.save(self.trainer.path / "circuits" / f"step-{step:08d}.json", step=step,
-                     node_jaccard=node_jaccard(circuit, self.base),
-                     edge_jaccard=edge_jaccard(circuit, self.base), **info)
-        self.current = (step, circuit)
-        return circuit
-
-    def on_step(self, step: int) -> None:
-        if self.every and step % self.every == 0:
-            self.circuit_at(step)
-
-    def measure(self, step: int, metrics: list[dict[str, Any]]) -> dict[str, float]:
-        from specc.circuits.circuit import edge_jaccard, node_jaccard
-
-        circuit = self.circuit_at(step)
-        out = {}
-        for m in metrics:
-            if m["component"] == "node_jaccard":
-                out["node_jaccard"] = node_jaccard(circuit, self.base)
-            elif m["component"] == "edge_jaccard":
-                out["edge_jaccard"] = edge_jaccard(circuit, self.base)
-        return out
 
 
 class Trainer:
@@ -723,3 +599,7 @@ class Trainer:
         (tmp / "model" / models.VOCAB_FILE).write_text(json.dumps(self.vocab_cfg, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+
+
+__all__ = ["CHECKPOINT_SECONDS", "CircuitWatch", "Interrupt", "RunStopped", "StageError",
+           "Trainer", "stage"]

@@ -1,0 +1,68 @@
+"""How a run's stages fail and stop: failures attributed to the spec line that caused them
+(``StageError``, ``stage``), the ways a run stops early (``RunStopped``), and Ctrl-C / SIGTERM
+asking for a checkpoint first (``Interrupt``)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from specc.diagnostics import Span, SpeccError
+
+
+class StageError(Exception):
+    """A failure attributed to the spec construct that caused it."""
+
+    def __init__(self, message: str, span: Span | None) -> None:
+        super().__init__(message)
+        self.span = span
+
+
+class RunStopped(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@contextmanager
+def stage(what: str, span: Span | None) -> Iterator[None]:
+    """Re-attribute a user-facing failure inside a stage to the spec line that asked for it."""
+    try:
+        yield
+    except SpeccError as exc:
+        raise StageError(f"{what}: {exc}", span) from exc
+    except FileNotFoundError as exc:
+        raise StageError(f"{what}: file not found: {exc.filename}", span) from exc
+
+
+class Interrupt:
+    """Ctrl-C or SIGTERM (how clusters preempt) asks the loop to stop after saving a checkpoint;
+    a second one stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupt:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            self.signal = signal.Signals(signum).name
+
+        if threading.current_thread() is threading.main_thread():  # signals: main only
+            for sig in self.SIGNALS:
+                self._old[sig] = signal.signal(sig, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
