@@ -14,7 +14,7 @@ from pathlib import Path
 SPEC = """experiment big {{
   model m = gpt2(layers = 2, heads = 2, width = 32, vocab = bytes)
   data d = zipf_ngrams()
-  train {{ optimizer = adamw(lr = lr); steps = 100 }}
+  train {{ optimizer = adamw(lr = lr, weight_decay = wd); steps = 100 }}
   sweep grid {{
     lr in [{lrs}]
     seed in 0..{seeds}

@@ -516,9 +516,9 @@ def _cost(plan: ExperimentPlan) -> Cost:
         trials = _trials(exp)
         return Cost(runs=trials, steps=s * trials, tokens=t * trials,
                     flops=None if f is None else f * trials)
-    if exp.sweep is not None and _grid_size(exp) > ENUMERATE_LIMIT:
-        # A huge grid: the closed form over the axes that change a run's cost; the rest
-        # multiply (with `when` conditions, an upper bound: count_exact says so).
+    if exp.sweep is not None and (not _has_when(exp) or not plan.count_exact):
+        # The closed form over the axes that change a run's cost; the rest multiply (a huge
+        # grid with `when` conditions: an upper bound, as count_exact says).
         return _grid_cost(exp, plan, costs)
     runs = steps = tokens = 0
     flops: float | None = 0.0
@@ -574,8 +574,17 @@ class _RunCosts:
         self.plan = plan
         self.base = Path(plan.experiment.file).parent
         self.fixed_model = _Template(plan.experiment).resolve({}).get("model")
+        # id-keyed memo; each entry keeps its objects alive so their ids stay theirs
+        self._memo: dict[tuple[int, ...], tuple[Any, Any]] = {}
 
     def params(self, model: Any) -> int | None:
+        # Runs share their static parts (Note [Plan streaming]): count each object once.
+        key = (id(model),)
+        if key not in self._memo:
+            self._memo[key] = (model, self._params(model))
+        return self._memo[key][1]  # type: ignore[no-any-return]
+
+    def _params(self, model: Any) -> int | None:
         from specc.compiler import params as P
 
         if model == self.fixed_model and self.plan.experiment.params is not None:
@@ -589,12 +598,17 @@ class _RunCosts:
 
     def counts(self, config: dict[str, Any]) -> dict[str, int | None]:
         """A run's parameters: its model's and those its policy trains (None: unknown)."""
+        model, policy = config.get("model"), config.get("policy")
+        key = (id(model), id(policy))
+        if key not in self._memo:
+            self._memo[key] = ((model, policy), self._counts(model, policy))
+        return dict(self._memo[key][1])  # type: ignore[arg-type]
+
+    def _counts(self, model: Any, policy: Any) -> dict[str, int | None]:
         from specc.compiler import params as P
 
-        n = self.params(config.get("model"))
-        policy = config.get("policy")
+        n = self.params(model)
         trainable = None
-        model = config.get("model")
         if n is not None and isinstance(policy, dict) and "component" in policy:
             comp: ir.Value | None = None
             if model == self.fixed_model and self.plan.experiment.shape is not None:
