@@ -22,6 +22,12 @@ MESSAGES: Final[dict[str, str]] = {
     "source-not-utf8": "this file is not UTF-8 text: byte {byte} does not decode",
     "nesting-too-deep": "expressions are nested more than {limit} deep",
     "number-too-large": "{what} is too large (the limit is {limit})",
+    # components written in Python (import python, the specc.components entry point)
+    "component-signature": "{message}",
+    "component-collision": '"{name}" is defined by {providers}',
+    "component-drift": "{message}",
+    "capability-mismatch": "{message}",
+    "python-refused": "{message}",
     # names
     "unknown-name": 'unknown {kind} "{name}"',
     "duplicate-name": '"{name}" is already defined',

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Final
 
 import attrs
@@ -22,11 +25,36 @@ class Param:
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False  # True: the value must be strictly above ``lo``
+    hi_open: bool = False  # True: the value must be strictly below ``hi``
+
+
+@attrs.frozen
+class Origin:
+    """Where a component is defined: ``specc`` (the built-ins), a component file imported with
+    ``import python`` (``path``, its ``sha256``) or an installed package's module (``module``,
+    ``dist`` with its version). ``line`` is the builder's line in ``path``."""
+
+    provider: str
+    path: str = ""
+    line: int = 0
+    sha256: str = ""
+    module: str = ""
+    dist: str = ""
+    function: str = ""
+
+    def where(self) -> str:
+        if not self.path:
+            return self.provider
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+BUILTIN = Origin("specc")
 
 
 @attrs.frozen
 class Component:
-    """A catalogue entry. ``family`` says which model families it works with (``*`` for all)."""
+    """A catalogue entry. ``provides`` are the capabilities it offers (a model's ``causal_lm``,
+    a data component's ``tokens``); ``requires`` what the run's model or data must provide."""
 
     name: str
     kind: str
@@ -34,8 +62,14 @@ class Component:
     params: tuple[Param, ...] = attrs.field(converter=tuple, default=())
     variadic: Param | None = None  # e.g. choice(4, 8, 16): any number of positional values
     members: tuple[tuple[str, str], ...] = attrs.field(converter=tuple, default=())
-    family: str = "*"
+    provides: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    requires: tuple[str, ...] = attrs.field(converter=tuple, default=())
     returns: str | None = None  # for compile-time functions: the kind of value they give
+    origin: Origin = BUILTIN
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.origin.provider}.{self.name}"
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -50,6 +84,8 @@ _SEED = P("seed", _INT, "0", "random seed", lo=0)
 _SPLITS = (("train", "split"), ("test", "split"), ("validation", "split"))
 _PAIRS = (*_SPLITS, ("circuit", "pairs"))
 _VOCAB = T.Kind("vocab")
+_TOKENS = ("tokens",)
+_LM = ("causal_lm",)
 _MODEL_SHAPE = (
     P("layers", _INT, "12", "number of transformer blocks", lo=1),
     P("heads", _INT, "12", "attention heads per block", lo=1),
@@ -81,24 +117,24 @@ _PRUNE_WARMUP = P("warmup_steps", _INT, "0", "steps before a trial can be pruned
 CATALOGUE: Final[tuple[Component, ...]] = (
     # models ------------------------------------------------------------------------------
     Component("gpt2", "model", "GPT-2-like causal LM (sequential attention then MLP), built from "
-              "a config", _MODEL_SHAPE, family="causal_lm"),
+              "a config", _MODEL_SHAPE, provides=("causal_lm",)),
     Component("pythia", "model", "GPT-NeoX/Pythia-like causal LM (parallel attention and MLP, "
               "rotary)", (*_MODEL_SHAPE, P("rotary_pct", _FRAC, "25%", "share of head dims "
                                            "with rotary embeddings", lo=0, hi=1)),
-              family="causal_lm"),
+              provides=("causal_lm",)),
     Component("llama", "model", "Llama-like causal LM (RMSNorm, SwiGLU, rotary, grouped KV)",
               (*_MODEL_SHAPE, P("kv_heads", T.optional(_INT), "none",
                                 "key/value heads (none: same as heads)", lo=1),
                P("rope_theta", _FLOAT, "10000.0", "rotary base", lo=0, lo_open=True)),
-              family="causal_lm"),
+              provides=("causal_lm",)),
     Component("pretrained", "model", "a Hugging Face model from a local directory or a hub id "
               "(read from the local cache, never downloaded at run time)",
               (P("source", _STR, REQUIRED, "a local directory or a hub id"),
-               P("revision", T.optional(_STR), "none", "hub revision")), family="causal_lm"),
+               P("revision", T.optional(_STR), "none", "hub revision")), provides=("causal_lm",)),
     Component("checkpoint", "model", "the final checkpoint of another experiment's run",
               (P("experiment", T.Kind("experiment"), REQUIRED, "the experiment that trains it"),
                P("run", T.optional(_STR), "none", "a run hash (none: the experiment's only run)")),
-              family="causal_lm"),
+              provides=("causal_lm",)),
     # vocabularies --------------------------------------------------------------------------
     Component("numbers", "vocab", "numbers as single tokens plus operators and specials",
               (P("values", T.RangeT(), "0..999", "the numbers that get a token"),)),
@@ -120,19 +156,19 @@ CATALOGUE: Final[tuple[Component, ...]] = (
                "largest start term", lo=2), P("train", _INT, "4500", "training examples", lo=1),
                P("test", _INT, "500", "test examples", lo=1),
                P("corrupt", T.optional(T.Kind("corruption")), "none", "corruption"), _SEED),
-              members=_PAIRS),
+              members=_PAIRS, provides=_TOKENS),
     Component("lcm", "data", "least common multiple of two numbers",
               (P("max", _INT, "100", "operand bound", lo=2),
                P("train", _INT, "4500", "training examples", lo=1),
                P("test", _INT, "500", "test examples", lo=1),
                P("corrupt", T.optional(T.Kind("corruption")), "none", "corruption"), _SEED),
-              members=_PAIRS),
+              members=_PAIRS, provides=_TOKENS),
     Component("linear_fn", "data", "evaluate y = a*x + b", (
         P("max", _INT, "20", "coefficient bound", lo=2),
         P("train", _INT, "4500", "training examples", lo=1),
         P("test", _INT, "500", "test examples", lo=1),
         P("corrupt", T.optional(T.Kind("corruption")), "none", "corruption"), _SEED),
-              members=_PAIRS),
+              members=_PAIRS, provides=_TOKENS),
     Component("compositional", "data", "compositional task (x op1 y) op2 z", (
         P("inner", T.ListOf(T.Enum(("+", "-"))), '["+", "-"]', "inner operators"),
         P("outer", T.ListOf(T.Enum(("+", "-", "*", "/"))), '["*"]',
@@ -141,34 +177,38 @@ CATALOGUE: Final[tuple[Component, ...]] = (
         P("train", _INT, "4500", "training examples", lo=1),
         P("test", _INT, "500", "test examples", lo=1),
         P("corrupt", T.optional(T.Kind("corruption")), "none", "corruption"), _SEED),
-              members=_PAIRS),
+              members=_PAIRS, provides=_TOKENS),
     Component("zipf_ngrams", "data", "an infinite synthetic token stream with power-law n-gram "
               "structure", (P("vocab", _INT, "256", "token count", lo=2),
                             P("rules", _INT, "4096", "n-gram rules", lo=1),
                             P("alpha", _FLOAT, "1.1", "Zipf exponent", lo=0, lo_open=True),
                             P("order", _INT, "3", "n-gram order", lo=1),
                             P("heldout", _INT, "64", "held-out sequences", lo=1), _SEED),
-              members=_SPLITS),
+              members=_SPLITS, provides=_TOKENS),
     Component("text_files", "data", "local text files matched by a glob",
               (P("glob", _STR, REQUIRED, "files, relative to the spec"),
                P("tokenizer", _VOCAB, "bytes", "how text becomes tokens"),
-               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS),
+               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS,
+              provides=_TOKENS),
     Component("jsonl", "data", "a local JSONL file through `datasets`",
               (P("path", _STR, REQUIRED, "the file"), P("field", _STR, '"text"', "text field"),
                P("tokenizer", _VOCAB, "bytes", "tokenizer"),
-               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS),
+               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS,
+              provides=_TOKENS),
     Component("csv", "data", "a local CSV file through `datasets`",
               (P("path", _STR, REQUIRED, "the file"), P("field", _STR, '"text"', "text column"),
                P("tokenizer", _VOCAB, "bytes", "tokenizer"),
-               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS),
+               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS,
+              provides=_TOKENS),
     Component("parquet", "data", "a local Parquet file through `datasets`",
               (P("path", _STR, REQUIRED, "the file"), P("field", _STR, '"text"', "text column"),
                P("tokenizer", _VOCAB, "bytes", "tokenizer"),
-               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS),
+               P("test", _FRAC, "5%", "held-out share", lo=0, hi=1)), members=_SPLITS,
+              provides=_TOKENS),
     Component("hf_dataset", "data", "a dataset by hub id, from the local cache only",
               (P("id", _STR, REQUIRED, "hub id"), P("field", _STR, '"text"', "text column"),
                P("tokenizer", _VOCAB, "bytes", "tokenizer"),
-               P("split", _STR, '"train"', "split to read")), members=_SPLITS),
+               P("split", _STR, '"train"', "split to read")), members=_SPLITS, provides=_TOKENS),
     # corruptions -----------------------------------------------------------------------------
     Component("flip_operator", "corruption", "swap the operator (+ with -, * with /)"),
     Component("random_operand", "corruption", "replace the first operand by another of the "
@@ -258,16 +298,18 @@ CATALOGUE: Final[tuple[Component, ...]] = (
     Component("logit_diff", "circuit_metric", "clean minus corrupted answer logit"),
     Component("answer_prob", "circuit_metric", "probability of the clean answer"),
     # metrics -----------------------------------------------------------------------------------
-    Component("loss", "metric", "mean token cross-entropy",
+    Component("loss", "metric", "the objective on held-out data (mean token cross-entropy for "
+              "language models)",
               (P("split", T.optional(T.Kind("split")), "none", "split (none: held-out)"),)),
     Component("perplexity", "metric", "exp of the loss",
-              (P("split", T.optional(T.Kind("split")), "none", "split (none: held-out)"),)),
+              (P("split", T.optional(T.Kind("split")), "none", "split (none: held-out)"),),
+              requires=_LM),
     Component("token_accuracy", "metric", "share of next tokens predicted exactly",
-              (P("split", T.optional(T.Kind("split")), "none", "split"),)),
+              (P("split", T.optional(T.Kind("split")), "none", "split"),), requires=_LM),
     Component("exact_match", "metric", "share of generated answers that match exactly",
               (P("split", T.Kind("split"), REQUIRED, "the split to evaluate (task.test)"),
                P("limit", T.optional(_INT), "none", "examples evaluated (none: all)", lo=1)),
-              family="causal_lm"),
+              requires=_LM),
     Component("trainable_params", "metric", "trainable parameter count"),
     Component("total_params", "metric", "total parameter count"),
     Component("node_jaccard", "metric", "node Jaccard of the circuit with another's",
@@ -344,14 +386,81 @@ CATALOGUE: Final[tuple[Component, ...]] = (
 
 BACKENDS: Final = ("cpu", "cuda", "xla", "auto")
 
+# The hand-written entries above are the built-ins that predate `specc.api`; components written
+# with `@component` (the built-in objectives and generic metrics in `specc.components.generic`,
+# component files imported with `import python`, installed plug-ins) are read from their
+# builders' signatures by `specc.catalogue.pyread` and join through a Registry.
 BY_NAME: Final[dict[str, Component]] = {c.name: c for c in CATALOGUE}
-KINDS: Final[tuple[str, ...]] = tuple(sorted({c.kind for c in CATALOGUE}))
+KINDS: Final[tuple[str, ...]] = tuple(sorted({c.kind for c in CATALOGUE} | {"objective"}))
 
 
-def lookup(name: str) -> Component | None:
-    """The catalogue entry for ``name``, built-in or from a ``specc.components`` plug-in."""
-    return BY_NAME.get(name)
+@attrs.frozen
+class Registry:
+    """The components a compilation sees: the built-ins and every plug-in, by name. A name that
+    two providers define is ambiguous (``lookup`` gives None; ``collisions`` names both) and is
+    reached by its qualified form, ``provider.name``."""
+
+    components: tuple[Component, ...] = attrs.field(converter=tuple)
+    by_name: dict[str, list[Component]] = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        by: dict[str, list[Component]] = {}
+        for c in self.components:
+            by.setdefault(c.name, []).append(c)
+            by.setdefault(c.qualified, []).append(c)
+        object.__setattr__(self, "by_name", by)
+
+    def lookup(self, name: str, kind: str | None = None) -> Component | None:
+        found = self.by_name.get(name) or []
+        if kind is not None and len(found) > 1:
+            found = [c for c in found if c.kind == kind]
+        return found[0] if len(found) == 1 else None
+
+    def providers(self, name: str) -> list[Component]:
+        return list(self.by_name.get(name, ()))
+
+    def of_kind(self, kind: str) -> list[Component]:
+        return [c for c in self.components if c.kind == kind]
+
+
+_BUILTIN_REGISTRY: list[Registry] = []
+_ACTIVE: contextvars.ContextVar[Registry | None] = contextvars.ContextVar("specc_registry",
+                                                                          default=None)
+
+
+def builtin_registry() -> Registry:
+    """The built-ins: the table above plus every `specc.components` entry point that the specc
+    distribution itself registers (read, never imported)."""
+    if not _BUILTIN_REGISTRY:
+        from specc.catalogue.pyread import builtin_components
+
+        _BUILTIN_REGISTRY.append(Registry((*CATALOGUE, *builtin_components())))
+    return _BUILTIN_REGISTRY[0]
+
+
+def active() -> Registry:
+    return _ACTIVE.get() or builtin_registry()
+
+
+@contextlib.contextmanager
+def using(registry: Registry) -> Iterator[None]:
+    """Make ``registry`` what ``lookup`` sees (for one compilation)."""
+    token = _ACTIVE.set(registry)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def lookup(name: str, kind: str | None = None) -> Component | None:
+    """The entry for ``name`` (or ``provider.name``) in the active registry, of ``kind`` when
+    given; None when unknown or ambiguous."""
+    return active().lookup(name, kind)
+
+
+def all_components() -> tuple[Component, ...]:
+    return active().components
 
 
 def of_kind(kind: str) -> list[Component]:
-    return [c for c in CATALOGUE if c.kind == kind]
+    return active().of_kind(kind)

@@ -17,7 +17,7 @@ def _params(params: tuple) -> list[str]:  # type: ignore[type-arg]
         if p.lo is not None:
             bounds.append(f"{'>' if p.lo_open else '>='} {p.lo:g}")
         if p.hi is not None:
-            bounds.append(f"<= {p.hi:g}")
+            bounds.append(f"{'<' if p.hi_open else '<='} {p.hi:g}")
         rng = f" ({', '.join(bounds)})" if bounds else ""
         out.append(f"  - `{p.name}`: {p.type}{rng}, default {default}. {p.doc}")
     return out

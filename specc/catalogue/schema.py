@@ -12,6 +12,9 @@ _POS_INT = {"lo": 1}
 EXPERIMENT: Final[tuple[Param, ...]] = (
     P("model", T.Kind("model"), REQUIRED, "the model trained (default: the one declared)"),
     P("data", T.Kind("data"), REQUIRED, "the data trained on (default: the one declared)"),
+    P("objective", T.optional(T.Kind("objective")), "none",
+      "what training minimizes (none: the one declared, else the model's: next_token for "
+      "causal LMs, cross_entropy for classifiers, mse for regressors)"),
     P("policy", T.Kind("policy"), "full", "how the model is adapted"),
     P("circuit", T.optional(T.Kind("circuit")), "none", "the circuit measured"),
     P("metrics", T.ListOf(T.Kind("metric")), "[loss]", "what is evaluated"),
@@ -90,8 +93,8 @@ BLOCKS: Final[dict[tuple[str, str | None], tuple[Param, ...]]] = {
     ("search", "optuna"): OPTUNA,
 }
 
-DECL_KINDS: Final = ("model", "data", "policy", "circuit", "metric", "optimizer", "schedule",
-                     "vocab")
+DECL_KINDS: Final = ("model", "data", "objective", "policy", "circuit", "metric", "optimizer",
+                     "schedule", "vocab")
 CHECKPOINT_UNITS: Final = ("steps", "tokens", "epochs")
 
 

@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", type=_shard, metavar="I/N",
                    help="only every N-th run of a grid, from the I-th (0-based): a static split")
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
+    r.add_argument("--no-python", action="store_true",
+                   help="refuse to import component files and plug-ins (specc.api components)")
 
     w = sub.add_parser("worker", help="join a search's study and run trials until it is done")
     w.add_argument("file")
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--profile")
     w.add_argument("--backend")
     w.add_argument("--root", default="runs")
+    w.add_argument("--no-python", action="store_true",
+                   help="refuse to import component files and plug-ins")
     w.add_argument("--worker-index", type=int, default=None,
                    help="this worker's index among local workers (default: from its pid)")
 

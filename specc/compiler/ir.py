@@ -120,6 +120,11 @@ class Comp:
     kind: str
     args: tuple[ArgV, ...] = _tuple()
     span: Span = _span()
+    # A component written in Python outside specc: (provider, "path" or "module", the file
+    # relative to the root spec's folder or the module, its content sha256 or the distribution
+    # and version, the builder function). It is
+    # part of the run configuration, so editing the file changes the run hash.
+    python: tuple[str, ...] = attrs.field(converter=tuple, factory=tuple)
 
     def arg(self, name: str) -> Value | None:
         return next((a.value for a in self.args if a.name == name), None)
@@ -355,6 +360,16 @@ def content_hash(node: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def python_key(python: tuple[str, ...]) -> dict[str, Any]:
+    """The ``python`` entry of a component's configuration (none for specc's built-ins)."""
+    if not python:
+        return {}
+    provider, key, where, version, function = python
+    return {"python": {"provider": provider, key: where,
+                       ("dist" if key == "module" else "sha256"): version,
+                       "function": function}}
+
+
 def plain(value: Value) -> Any:
     """A value as plain JSON-able data (components as ``{"name": ..., args...}``)."""
     match value:
@@ -364,8 +379,9 @@ def plain(value: Value) -> Any:
             return [plain(i) for i in items]
         case RangeV(lo=lo, hi=hi):
             return {"range": [lo, hi]}
-        case Comp(name=name, args=args):
-            return {"component": name, **{a.name: plain(a.value) for a in args}}
+        case Comp(name=name, args=args, python=python):
+            return {"component": name, **{a.name: plain(a.value) for a in args},
+                    **python_key(python)}
         case Ref(kind=kind, name=name):
             return {"ref": name, "kind": kind}
         case MemberV(base=base, name=name):

@@ -8,6 +8,7 @@ from pathlib import Path
 import attrs
 
 from specc import diagnostics as dg
+from specc.catalogue.components import Component, Origin
 from specc.lang import syntax as S
 from specc.lang.parser import parse_text
 from specc.lang.source import SourceError, project_root, read_source
@@ -20,6 +21,7 @@ class Loaded:
     root: str
     modules: dict[str, S.Module]
     imports: dict[str, tuple[str, ...]]
+    components: tuple[Component, ...] = ()  # from `import python` files, in import order
 
     def visible(self, path: str) -> list[str]:
         """The modules whose names ``path`` sees: itself, then its imports, transitively."""
@@ -43,6 +45,7 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
     """
     modules: dict[str, S.Module] = {}
     imports: dict[str, tuple[str, ...]] = {}
+    python: dict[str, tuple[Component, ...]] = {}
     project = project_root(root_file)
 
     def visit(text: str, file: str, stack: list[str]) -> None:
@@ -56,6 +59,9 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
         mine: list[str] = []
         for item in module.items:
             if not isinstance(item, S.Import):
+                continue
+            if item.python:
+                _read_python(item, file, project, sources, out, python)
                 continue
             target = _display(str(Path(file).parent / item.path))
             if Path(os.path.realpath(target)) != project and project not in Path(
@@ -87,7 +93,44 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
     visit(root_text, root_file, [root_file])
     if root_file not in modules:
         return None
-    return Loaded(root=root_file, modules=modules, imports=imports)
+    return Loaded(root=root_file, modules=modules, imports=imports,
+                  components=tuple(c for comps in python.values() for c in comps))
+
+
+def _read_python(item: S.Import, file: str, project: Path, sources: dg.Sources,
+                 out: dg.Collector, seen: dict[str, tuple[Component, ...]]) -> None:
+    """``import python "x.py"``: the file's components, read with ``ast`` (never executed).
+    A component file is a ``.py`` file inside the project, like an imported spec."""
+    target = _display(str(Path(file).parent / item.path))
+    real = Path(os.path.realpath(target))
+    if real.suffix != ".py" or Path(target).suffix != ".py":
+        out.error("import-refused", item.span, path=item.path,
+                  reason="`import python` reads .py component files only",
+                  help='write import "x.exp" for a spec, import python "x.py" for components')
+        return
+    if real != project and project not in real.parents:
+        out.error("import-refused", item.span, path=item.path,
+                  reason=f"it lies outside the project folder {project}",
+                  help="component files stay inside the folder holding .git, pyproject.toml "
+                       "or specc.toml above the spec")
+        return
+    if target in seen:
+        return
+    from specc.catalogue.pyread import read_file
+
+    if not Path(target).exists():
+        out.error("import-not-found", item.span, path=item.path,
+                  help=f"looked for {target}; paths are relative to {file}")
+        return
+    try:
+        read = read_file(Path(target), target, Origin(Path(target).stem))
+    except SourceError as exc:
+        out.add(exc.diagnostic(item.span, sources))
+        return
+    sources.add(target, read.text)
+    for d in read.diagnostics:
+        out.add(d)
+    seen[target] = read.components
 
 
 def _display(path: str) -> str:

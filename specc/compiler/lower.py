@@ -151,7 +151,7 @@ class Lowerer(ExprLowering, SweepLowering):
     def _fill_experiment_defaults(self, exp: S.Experiment, fields: dict[str, ir.Field],
                                   decls: dict[str, ir.Declaration], scope: Scope,
                                   swept: set[str]) -> None:
-        for kind in ("model", "data"):
+        for kind in ("model", "data", "objective"):
             if kind in fields:
                 continue
             if kind in swept:  # `model in [small, big]`: each run's own
@@ -169,14 +169,14 @@ class Lowerer(ExprLowering, SweepLowering):
                 self.out.error("missing-field", exp.name_span,
                                message=f"experiment {exp.name} declares several {kind}s; say "
                                f"which one it trains", help=f"add `{kind} = <name>`")
-            elif kind == "model":
+            elif kind == "model":  # an objective defaults to the model's (Note [Default objective])
                 self.out.error("missing-field", exp.name_span,
                                message=f"experiment {exp.name} has no model",
                                help="declare one: model base = gpt2(vocab = bytes)")
         for params, prefix in ((schema.EXPERIMENT, ""), (schema.TRAIN, "train.")):
             for p in params:
                 path = prefix + p.name
-                if path in fields or p.default == C.REQUIRED:
+                if path in fields or p.default == C.REQUIRED or path == "objective":
                     continue
                 value = self.value(_default_expr(p.default), p.type, scope, path, p,
                                    span=exp.name_span)

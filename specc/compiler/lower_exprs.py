@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -103,14 +104,14 @@ class ExprLowering:
                 continue
             if spec.lo is not None and (x < spec.lo or (spec.lo_open and x == spec.lo)):
                 bad = f"{'above' if spec.lo_open else 'at least'} {_num(spec.lo)}"
-            if spec.hi is not None and x > spec.hi:
-                bad = f"at most {_num(spec.hi)}"
+            if spec.hi is not None and (x > spec.hi or (spec.hi_open and x == spec.hi)):
+                bad = f"{'below' if spec.hi_open else 'at most'} {_num(spec.hi)}"
             if bad is not None:
                 bounds = []
                 if spec.lo is not None:
                     bounds.append(f"{'above' if spec.lo_open else 'at least'} {_num(spec.lo)}")
                 if spec.hi is not None:
-                    bounds.append(f"at most {_num(spec.hi)}")
+                    bounds.append(f"{'below' if spec.hi_open else 'at most'} {_num(spec.hi)}")
                 self.out.error("out-of-range", item.span, what=what,
                                bound=" and ".join(bounds), got=_num(x), help=spec.doc or None)
 
@@ -239,10 +240,12 @@ class ExprLowering:
         enum_words = _enum_words(t)
         if name in enum_words:
             return ir.Const(value=name, span=sp)
-        comp = C.lookup(name)
+        comp = _lookup(name, t)
         if comp is not None and comp.kind != "function":
             return self.call(S.Call(func=S.Name(id=name, span=sp), args=(), span=sp), t, scope,
                              bare=True)
+        if comp is None and self._collision(name, sp, t):
+            return _poison(sp)
         if enum_words and not T.kinds_in(t):
             self.out.error("invalid-value", sp, message=f'"{name}" is not {t}',
                            help=dg.did_you_mean(name, enum_words))
@@ -266,6 +269,10 @@ class ExprLowering:
         return self._let_values[key]
 
     def member(self, e: S.Member, scope: Scope) -> ir.Value:
+        qualified = _qualified(e, scope)
+        if qualified is not None and C.lookup(qualified) is not None:  # `research.dsm`
+            return self.call(S.Call(func=S.Name(id=qualified, span=e.span), args=(),
+                                    span=e.span), T.ANY, scope, bare=True)
         if isinstance(e.obj, S.Name) and e.obj.id == "train" and "train" not in scope.decls \
                 and scope.swept.get(e.name) == f"train.{e.name}":
             return ir.Var(name=f"train.{e.name}", span=e.span)  # a swept train field
@@ -278,7 +285,7 @@ class ExprLowering:
             if target is not None and _is_poison(target):
                 return _poison(e.span)  # its declaration's own error says it all
         if isinstance(target, ir.Comp):
-            comp = C.lookup(target.name)
+            comp = C.lookup(target.name, target.kind)
             members = dict(comp.members) if comp is not None else {}
             if e.name in members:
                 return ir.MemberV(base=base, name=e.name, kind=members[e.name], span=e.span)
@@ -311,12 +318,17 @@ class ExprLowering:
             self.out = saved
 
     def call(self, e: S.Call, t: T.Type, scope: Scope, bare: bool = False) -> ir.Value:
+        qualified = _qualified(e.func, scope)
+        if qualified is not None:
+            e = attrs.evolve(e, func=S.Name(id=qualified, span=e.func.span))
         if not isinstance(e.func, S.Name):
             self.out.error("type-mismatch", e.func.span, what="a call", expected="a component "
                            "name", got=_describe_expr(e.func))
             return ir.Const(value=None, span=e.span)
         name = e.func.id
-        comp = C.lookup(name)
+        comp = _lookup(name, t)
+        if comp is None and self._collision(name, e.func.span, t):
+            return _poison(e.span)
         own = scope.decls.get(name)
         if comp is None and own is not None and isinstance(own[1], S.Call) and isinstance(
                 own[1].func, S.Name) and own[1].func.id == name:
@@ -329,16 +341,41 @@ class ExprLowering:
                                help=f"use `{name}` without arguments")
                 return _poison(e.span)
             self.out.error("unknown-name", e.func.span, kind=_kind_word(t, "component"),
-                           name=name, help=dg.did_you_mean(name, _catalogue_names(t)
-                                                           or C.BY_NAME))
+                           name=name, help=dg.did_you_mean(
+                               name, _catalogue_names(t) or [c.name for c in
+                                                             C.all_components()]))
             return _poison(e.span)
         args = self.arguments(comp, e, scope, bare)
         if comp.kind == "function":
             return self.function(comp, args, e, scope)
-        value = ir.Comp(name=name, kind=comp.kind, args=args, span=e.span)
+        value = ir.Comp(name=name, kind=comp.kind, args=args, span=e.span,
+                        python=self._python(comp))
         if name in tasks.CORRUPTIONS:
             self._check_task(value)
         return value
+
+    def _collision(self, name: str, span: dg.Span, t: T.Type) -> bool:
+        """A name two providers define: an error naming both (and the qualified forms)."""
+        found = _of_kinds(C.active().providers(name), t)
+        if len(found) < 2:
+            return False
+        self.out.error("component-collision", span, name=name,
+                       providers=" and ".join(f"{c.origin.provider} ({c.origin.where()})"
+                                              for c in found),
+                       help="pick one with its qualified name: " + " or ".join(
+                           f"{c.qualified}(...)" for c in found))
+        return True
+
+    def _python(self, comp: C.Component) -> tuple[str, ...]:
+        """Where the run finds a component that is not specc's own (Note [Component origin])."""
+        o = comp.origin
+        if o.provider == "specc":
+            return ()
+        if o.module:
+            return (o.provider, "module", o.module, o.dist, o.function)
+        root = Path(os.path.realpath(self.loaded.root)).parent
+        rel = os.path.relpath(os.path.realpath(o.path), root)
+        return (o.provider, "path", Path(rel).as_posix(), o.sha256, o.function)
 
     def _check_task(self, task: ir.Comp) -> None:
         """A synthetic task supports the corruption it is given, and has as many distinct
@@ -540,3 +577,29 @@ class ExprLowering:
             return (f"{expr_text(e)} is false ({expr_text(e.left)} = {_describe(left)}, "
                     f"{expr_text(e.right)} = {_describe(right)})")
         return f"{expr_text(e)} is false"
+
+
+def _qualified(e: S.Expr, scope: Scope) -> str | None:
+    """``provider.name`` written as a member expression: a qualified component name (unless
+    ``provider`` is a name the spec defines)."""
+    if isinstance(e, S.Member) and isinstance(e.obj, S.Name) and \
+            e.obj.id not in set(scope.names()):
+        name = f"{e.obj.id}.{e.name}"
+        return name if C.active().providers(name) else None
+    return None
+
+
+def _of_kinds(found: list[C.Component], t: T.Type) -> list[C.Component]:
+    """The providers of a name whose kind the expected type admits (all when it admits any)."""
+    kinds = T.kinds_in(t)
+    mine = [c for c in found if c.kind in kinds]
+    return mine if kinds and mine else found
+
+
+def _lookup(name: str, t: T.Type) -> C.Component | None:
+    """A name's component; when several providers define it, the one of the expected kind."""
+    comp = C.lookup(name)
+    if comp is None:
+        found = _of_kinds(C.active().providers(name), t)
+        comp = found[0] if len(found) == 1 else None
+    return comp

@@ -8,7 +8,9 @@ from pathlib import Path
 import attrs
 
 from specc import diagnostics as dg
+from specc.catalogue import components as C
 from specc.compiler import ir
+from specc.compiler.capabilities import check_capabilities
 from specc.compiler.check_backend import check_backend
 from specc.compiler.dependencies import check_dependency_cycles
 from specc.compiler.load_modules import Loaded, load_modules
@@ -26,6 +28,7 @@ class Result:
     loaded: Loaded | None = attrs.field(default=None, repr=False)
     program: ir.Program | None = None
     plan: Plan | None = attrs.field(default=None, repr=False)
+    registry: C.Registry | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def ok(self) -> bool:
@@ -54,11 +57,29 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
     loaded = load_modules(text, file, sources, out)
     if loaded is None or out.has_errors or stop_after == "parse":
         return Result(diagnostics=out.items, sources=sources, loaded=loaded)
+    registry = registry_for(loaded)
+    with C.using(registry):
+        result = _compile_loaded(loaded, sources, out, profile, backend, stop_after)
+    return attrs.evolve(result, registry=registry)
+
+
+def registry_for(loaded: Loaded) -> C.Registry:
+    """What a compilation's names resolve to: the built-ins, installed plug-ins (read from
+    their source, never imported) and the spec's `import python` files."""
+    from specc.catalogue.pyread import plugin_reads
+
+    plugins = [c for _, _, read in plugin_reads() if read is not None for c in read.components]
+    return C.Registry((*C.builtin_registry().components, *plugins, *loaded.components))
+
+
+def _compile_loaded(loaded: Loaded, sources: dg.Sources, out: dg.Collector, profile: str | None,
+                    backend: str | None, stop_after: str) -> Result:
     lowerer = Lowerer(loaded, out, profile=profile)
     program = lowerer.program()
     if profile is None:
         _check_profiles(loaded, lowerer.profile_names(), out)
     check_dependency_cycles(loaded, out)
+    check_capabilities(program, out)
     if out.has_errors:
         return Result(diagnostics=out.items, sources=sources, loaded=loaded, program=program)
     for run_pass in (_backend_pass(backend),):

@@ -408,9 +408,10 @@ def _plain_resolved(v: ir.Value, decls: dict[str, ir.Value], env: dict[str, ir.V
     match v:
         case ir.ListV(items=items) | ir.TupleV(items=items):
             return [_plain_resolved(i, decls, env) for i in items]
-        case ir.Comp(name=name, args=args):
+        case ir.Comp(name=name, args=args, python=python):
             return {"component": name,
-                    **{a.name: _plain_resolved(a.value, decls, env) for a in args}}
+                    **{a.name: _plain_resolved(a.value, decls, env) for a in args},
+                    **ir.python_key(python)}
         case ir.MemberV(base=base, name=name):
             return {"member": name, "of": _plain_resolved(base, decls, env)}
     return ir.plain(v)

@@ -191,7 +191,7 @@ def _enum_words(t: T.Type) -> set[str]:
 
 def _catalogue_names(t: T.Type) -> list[str]:
     kinds = T.kinds_in(t)
-    return [c.name for c in C.CATALOGUE if c.kind in kinds]
+    return [c.name for c in C.all_components() if c.kind in kinds]
 
 
 def _kind_word(t: T.Type, fallback: str = "name") -> str:

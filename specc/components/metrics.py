@@ -20,18 +20,20 @@ CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard")  # computed by the trainer's 
 
 def metric_key(cfg: dict[str, Any]) -> str:
     name = str(cfg["component"])
-    split = _split(cfg)
+    split = split_of(cfg)
     return name if split in (None, "test") else f"{name}/{split}"
 
 
-def _split(cfg: dict[str, Any]) -> str | None:
+def split_of(cfg: dict[str, Any]) -> str | None:
     split = cfg.get("split")
     return split.get("member") if isinstance(split, dict) else None
 
 
 def check_supported(metrics: list[dict[str, Any]]) -> None:
+    from specc.runtime.plugins import is_api_component
+
     for m in metrics:
-        if m["component"] not in RUNTIME_METRICS + CIRCUIT_METRICS:
+        if m["component"] not in RUNTIME_METRICS + CIRCUIT_METRICS and not is_api_component(m):
             msg = (f"metric {m['component']} needs circuit analysis, which this version of specc "
                    "does not run yet")
             raise SpeccError(msg)
@@ -57,7 +59,7 @@ def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int
         elif m["component"] in CIRCUIT_METRICS:
             continue
         else:
-            by_split.setdefault(_split(m) or "test", []).append(m)
+            by_split.setdefault(split_of(m) or "test", []).append(m)
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -205,7 +205,8 @@ class _Builder:
         kids = t.children
         match t.data:
             case "import_stmt":
-                return S.Import(path=_unquote(str(kids[0])), span=sp)
+                return S.Import(path=_unquote(str(kids[-1])), python=kids[0] is not None,
+                                span=sp)
             case "let_stmt":
                 return S.Let(name=str(kids[0]), value=self.expr(kids[1]), span=sp,
                              name_span=self.span(kids[0]))

@@ -123,7 +123,8 @@ class Printer:
         end = s.span.end_line
         match s:
             case S.Import():
-                self._line(f"import {quote(s.path)}", indent, end)
+                self._line(f"import {'python ' if s.python else ''}{quote(s.path)}", indent,
+                           end)
             case S.Let():
                 self._line(f"let {s.name} = {self.expr(s.value, indent, 6 + len(s.name))}",
                            indent, end)

@@ -131,7 +131,10 @@ Expr = Union[
 
 @attrs.frozen(kw_only=True)
 class Import:
+    """``import "x.exp"``, or ``import python "x.py"`` (a component file)."""
+
     path: str
+    python: bool = False
     span: Span = _span()
 
 

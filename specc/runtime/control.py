@@ -16,9 +16,10 @@ from specc.diagnostics import Span, SpeccError
 class StageError(Exception):
     """A failure attributed to the spec construct that caused it."""
 
-    def __init__(self, message: str, span: Span | None) -> None:
+    def __init__(self, message: str, span: Span | None, code: str | None = None) -> None:
         super().__init__(message)
         self.span = span
+        self.code = code
 
 
 class RunStopped(Exception):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class RunOptions:
     storage: str | None = None
     workers: int | None = None
     shard: tuple[int, int] | None = None  # (i, n): every n-th run from the i-th
+    python: bool = True  # False: `--no-python`, never import a component file or plug-in
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -60,7 +61,8 @@ class RunOptions:
                    experiment=getattr(args, "experiment", None),
                    max_runs=getattr(args, "max_runs", None),
                    storage=getattr(args, "storage", None), workers=getattr(args, "workers", None),
-                   shard=getattr(args, "shard", None))
+                   shard=getattr(args, "shard", None),
+                   python=not getattr(args, "no_python", False))
 
 
 class Runner:
@@ -90,13 +92,16 @@ class Runner:
 
     def error(self, message: str, span: dg.Span | None, code: str = "run-failed",
               help: str | None = None) -> None:
+        if span is not None and span.file.endswith(".py"):  # a component file's line
+            with suppress(OSError):
+                self.sources.add(span.file, Path(span.file).read_text(errors="replace"))
         d = dg.Diagnostic(code=code, message=message, span=span or dg.NO_SPAN, help=help)
         sys.stderr.write(dg.render(d, self.sources) + "\n")
 
     # ------------------------------------------------------------ one run
     def spans(self, exp: ir.Experiment) -> dict[str, dg.Span]:
         out: dict[str, dg.Span] = {"train": exp.span}
-        for key in ("model", "data", "policy"):
+        for key in ("model", "data", "objective", "metrics", "policy"):
             f = next((f for f in exp.fields if f.path == key), None)
             if f is None:
                 continue
@@ -184,7 +189,7 @@ class Runner:
         trainer = Trainer(run.config, path, runtime, spans=self.spans(exp),
                           base_dir=self.spec.parent, store_root=self.root,
                           progress=not self.quiet and sys.stderr.isatty(),
-                          on_eval=self._on_eval)
+                          on_eval=self._on_eval, allow_python=self.opts.python)
         t0 = time.time()
         try:
             status, reason, code, last = self._train(exp, run, trainer, runtime)
@@ -241,7 +246,10 @@ class Runner:
                 trainer.save_final()
             return "finished", None, EXIT_OK, last
         except StageError as exc:
-            self.error(str(exc), exc.span)
+            if exc.code:
+                self.error(str(exc), exc.span, code=exc.code)
+            else:
+                self.error(str(exc), exc.span)
             return "failed", str(exc), EXIT_FAILED, {}
         except RunStopped as exc:
             code = {"interrupted": EXIT_INTERRUPTED, "pruned": EXIT_OK}.get(exc.status,
@@ -261,6 +269,15 @@ class Runner:
             self.error(reason, self.spans(exp).get("train"),
                        help="lower train.batch and raise train.accumulate (same global batch)")
             return "failed", reason, EXIT_FAILED, {}
+        except Exception as exc:
+            from specc.runtime.plugins import user_failure
+
+            found = user_failure(exc)
+            if found is None:
+                raise
+            reason, span = found
+            self.error(reason, span, code="component-error")
+            return "failed", reason.splitlines()[0], EXIT_FAILED, {}
 
     def _on_eval(self, row: dict[str, Any]) -> None:
         self.say("    " + _row_text(row))

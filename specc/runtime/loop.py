@@ -15,11 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from specc.api import BuildContext
+from specc.compiler.capabilities import default_objective
 from specc.components import data as D
 from specc.components import metrics as M
 from specc.components import models, optim, policies
 from specc.components.vocab import build_vocab
 from specc.diagnostics import Span
+from specc.runtime import plugins
 from specc.runtime.circuit_watch import CircuitWatch
 from specc.runtime.control import Interrupt, RunStopped, StageError, stage
 from specc.store.files import (
@@ -30,6 +33,45 @@ from specc.store.files import (
     write_checksums,
 )
 from specc.store.runs import MetricsLog
+
+COMPONENT_FILE = "component.json"  # beside a non-Hugging-Face model's state.pt
+
+
+def _rows(batch: dict[str, Any]) -> int:
+    """The number of items in a batch: the first dimension of its first tensor."""
+    for v in batch.values():
+        shape = getattr(v, "shape", None)
+        if shape is not None and len(shape) > 0:
+            return int(shape[0])
+    raise StageError("a training batch holds no tensor with a batch dimension "
+                     "(docs/components.md: the data contract)", None)
+
+
+def _zeros2(zero: Any) -> Any:
+    """A (summed loss, summed weight) window on the device of ``zero``."""
+    import torch
+
+    return torch.stack([zero, zero]).float()
+
+
+def _flatten(key: str, value: Any) -> dict[str, Any]:
+    """A metric's value as row entries: a number as ``key``, a dict as ``key.name`` (recursively),
+    a vector (list, tuple, 1-d tensor) as a list of numbers."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(f"{key}.{k}", v))
+        return out
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        value = value.item() if value.ndim == 0 else value.tolist()
+    if isinstance(value, (list, tuple)):
+        return {key: [float(v.item() if hasattr(v, "item") else v) for v in value]}
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StageError(f"metric {key} returned a {type(value).__name__}; a metric returns a "
+                         "number, a list of numbers or a dict of them", None)
+    return {key: float(value)}
+
 
 # Note [Checkpoint schedule]: checkpoints follow their own schedule, not evaluations':
 # `checkpoint_every` steps, else `eval_every`, else every CHECKPOINT_SECONDS of training, so
@@ -54,9 +96,12 @@ class Trainer:
 
     def __init__(self, config: dict[str, Any], run_path: Path, runtime: Any, *,
                  spans: dict[str, Span], base_dir: Path, store_root: Path,
-                 progress: bool = True, on_eval: Callable[[dict[str, Any]], None] | None = None
-                 ) -> None:
+                 progress: bool = True, on_eval: Callable[[dict[str, Any]], None] | None = None,
+                 allow_python: bool = True) -> None:
         self.cfg = config
+        self.allow_python = allow_python
+        self.generic = plugins.is_api_component(config.get("model"))
+        self.unit = "items" if self.generic else "tokens"
         self.circuits: CircuitWatch | None = None
         self.path = run_path
         self.rt = runtime
@@ -79,6 +124,7 @@ class Trainer:
         self.circuits = CircuitWatch.create(self, model)
         model = self._apply_policy(model, steps)
         self._build_step(model)
+        self._build_metrics()
         self.step = 0
         self.tokens = 0
         self.started = time.time()
@@ -88,7 +134,79 @@ class Trainer:
         self.ckpt_every = every if every > 0 else max(eval_every, 0)
         self._last_ckpt_time = time.time()
 
+    def _ctx(self, seed: int) -> BuildContext:
+        return BuildContext(seed=seed, device=self.rt.device, base=self.base, run_dir=self.path,
+                            data=getattr(self, "data", None), vocab=getattr(self, "vocab", None))
+
     def _build_model_and_data(self, seed: int) -> Any:
+        model = (self._build_generic(seed) if self.generic
+                 else self._build_language_model(seed))
+        self._build_objective(seed, model)
+        return model
+
+    def _build_generic(self, seed: int) -> Any:
+        """A model written with specc.api: its data feed first (the model may read its schema),
+        then the model; no vocabulary (Note [Default objective])."""
+        import torch
+
+        self.vocab = self.vocab_cfg = None
+        self.context = 0
+        data_cfg, model_cfg = self.cfg["data"], self.cfg["model"]
+        span = self.spans.get("data")
+        with stage(f"data {data_cfg.get('name', '')}", span):
+            if not plugins.is_api_component(data_cfg):
+                raise StageError(f"model {model_cfg.get('component')} is not a language model, "
+                                 f"and data {data_cfg.get('component')} feeds token sequences "
+                                 "to one; use data written with specc.api", span)
+            self.data = self._call(data_cfg, seed, span)
+            missing = [m for m in ("train_batch", "eval_batches") if not hasattr(self.data, m)]
+            if missing:
+                raise StageError(f"data {data_cfg.get('component')} returned a "
+                                 f"{type(self.data).__name__} without {', '.join(missing)} "
+                                 "(docs/components.md: the data contract)", span)
+        span = self.spans.get("model")
+        with stage(f"model {model_cfg.get('name', '')}", span):
+            model = self._call(model_cfg, seed, span)
+            if not isinstance(model, torch.nn.Module):
+                raise StageError(f"model {model_cfg.get('component')} returned a "
+                                 f"{type(model).__name__}, not a torch.nn.Module", span)
+        return model
+
+    def _call(self, cfg: dict[str, Any], seed: int, span: Span | None) -> Any:
+        return plugins.build(cfg, self._ctx(seed), allow_python=self.allow_python, span=span)
+
+    def _build_objective(self, seed: int, model: Any) -> None:
+        """The objective: the experiment's, else the model's default (Note [Default
+        objective])."""
+        cfg = self.cfg.get("objective")
+        span = self.spans.get("objective") or self.spans.get("model")
+        if not isinstance(cfg, dict):
+            provides = (plugins.provides(self.cfg["model"], self.base, self.allow_python)
+                        if self.generic else ("causal_lm",))
+            name = default_objective(provides)
+            if name is None:
+                raise StageError(f"model {self.cfg['model'].get('component')} provides "
+                                 f"{', '.join(provides) or 'nothing'}, which implies no "
+                                 "objective; set `objective = ...`", span)
+            cfg = {"component": name}
+        ctx = self._ctx(seed)
+        ctx.model = model
+        with stage(f"objective {cfg.get('component')}", span):
+            self.objective = plugins.build(cfg, ctx, allow_python=self.allow_python, span=span)
+
+    def _build_metrics(self) -> None:
+        """Metrics written with specc.api, built once (they receive the trained model)."""
+        self.metric_fns: dict[str, Any] = {}
+        ctx = self._ctx(int(self.cfg.get("seed", 0)))
+        ctx.model = self.model_raw
+        for m in self.cfg.get("metrics") or []:
+            if plugins.is_api_component(m):
+                span = self.spans.get("metrics")
+                with stage(f"metric {m.get('component')}", span):
+                    self.metric_fns[M.metric_key(m)] = plugins.build(
+                        m, ctx, allow_python=self.allow_python, span=span)
+
+    def _build_language_model(self, seed: int) -> Any:
         model_cfg = self.cfg["model"]
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
             self.vocab_cfg = models.vocab_config(model_cfg, self.base, self.store_root)
@@ -111,9 +229,10 @@ class Trainer:
         """The run's optimizer steps, from steps, epochs or tokens (a token budget is also
         checked as tokens are seen)."""
         with stage("training budget", self.spans.get("train")):
-            self.shapes = D.shapes_for(self.train, self.data)
+            self.shapes = D.DYNAMIC if self.generic else D.shapes_for(self.train, self.data)
             steps = D.steps_for(self.data, self.train)
-        self.tokens_per_step = float(self.train["batch"] * self.data.seq_len())
+        per_item = 1.0 if self.generic else self.data.seq_len()
+        self.tokens_per_step = float(self.train["batch"] * per_item)
         if steps is None:
             if self.train.get("tokens") is None:
                 raise StageError("no training budget: give train.steps, train.epochs or "
@@ -304,6 +423,10 @@ class Trainer:
     window: Any = None  # the summed token loss since the last log, on the device
 
     def _batch(self, step: int) -> dict[str, Any]:
+        if self.generic:  # a feed written with specc.api: a pure function of the step
+            batch = dict(self.data.train_batch(step, int(self.train["batch"])))
+            batch["n_input"] = _rows(batch)
+            return batch
         return self.data.train_batch(step, int(self.train["batch"]), self.shapes)
 
     def forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
@@ -330,27 +453,31 @@ class Trainer:
         batch = self.feed.get(step) if self.feed is not None else self._placed(self._batch(step))
         # Counts come from the host-side global batch: no device reads, no all-reduce.
         self.tokens += batch["n_input"]
-        n_labels = batch["n_labels"]
-        # Token-normalized: each micro-batch's summed loss is divided by the step's global label
-        # count (times the world size, which DDP's gradient averaging divides back out).
-        scale = self.rt.world / max(n_labels, 1)
+        n_labels = batch.get("n_labels")
+        # Note [Loss normalization]: the step's loss is the summed loss over the summed weight
+        # (label tokens, items). When the feed knows the step's global weight on the host (a
+        # language model's label count), each micro-batch's sum is scaled before backward (times
+        # the world size, which DDP's gradient averaging divides back out); otherwise the
+        # gradients are divided by the all-reduced summed weight after the micro-batches.
+        scale = self.rt.world / max(n_labels, 1) if n_labels is not None else None
         if self.window is None:
-            self.window = self.rt.zero()
+            self.window = self.rt.zero() if not self.generic else _zeros2(self.rt.zero())
         self._at = step
         self.window = self._compiled_step(batch, scale, self.window)
-        return self.window, n_labels
+        return self.window, n_labels if n_labels is not None else batch["n_input"]
 
     def _placed(self, full: dict[str, Any]) -> dict[str, Any]:
         return self.rt.to_device(self.rt.shard(full))
 
-    def _device_step(self, batch: dict[str, Any], scale: float, window: Any) -> Any:
-        """The step on the device: micro-batches, backward, the optimizer; tensors only."""
-        import torch.nn.functional as F
+    def _device_step(self, batch: dict[str, Any], scale: float | None, window: Any) -> Any:
+        """The step on the device: micro-batches, the objective, backward, the optimizer;
+        tensors only (Note [Loss normalization])."""
+        import torch
 
         rt = self.rt
         accum = self.accumulate
-        rows = batch["labels"].shape[0]
-        loss_sum = None
+        rows = _rows(batch)
+        loss_sum = weight_sum = None
         for i in range(accum):
             if accum == 1:
                 micro = batch
@@ -358,18 +485,27 @@ class Trainer:
                 sl = slice(i * rows // accum, (i + 1) * rows // accum)
                 micro = {k: (v[sl] if hasattr(v, "shape") else v) for k, v in batch.items()}
             with rt.no_sync(self.model, last=i == accum - 1):
-                logits, lab = self.forward(micro)
                 with rt.autocast():  # autocast runs cross-entropy in fp32
-                    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                           lab.reshape(-1), ignore_index=-100, reduction="sum")
-                scaled = loss * scale
+                    loss, weight = self.objective(self.model, micro)[:2]
+                scaled = loss * scale if scale is not None else loss
                 if rt.scaler is not None:
                     rt.scaler.scale(scaled).backward()
                 else:
                     scaled.backward()
             loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+            if scale is None:
+                w = weight.detach().float() if hasattr(weight, "detach") else float(weight)
+                weight_sum = w if weight_sum is None else weight_sum + w
+        if scale is not None:
+            self._optimizer_step()
+            return window + loss_sum
+        weight_t = torch.as_tensor(weight_sum, dtype=torch.float32, device=loss_sum.device)
+        total = rt.all_sum(weight_t.clone())
+        grads = [p.grad for p in self.trainable if p.grad is not None]
+        if grads:
+            torch._foreach_mul_(grads, rt.world / total.clamp_min(1e-12))
         self._optimizer_step()
-        return window + loss_sum
+        return window + torch.stack([loss_sum.float(), weight_t])
 
     def _optimizer_step(self) -> None:
         import torch
@@ -393,22 +529,71 @@ class Trainer:
                 torch._foreach_lerp_(shadow, params, 1.0 - decay)
 
     # ------------------------------------------------------------ evaluation
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, Any]:
         metrics = self.cfg.get("metrics") or [{"component": "loss", "split": None}]
-        batch = max(int(self.train["batch"]), 32)
-        out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
-                         forward=self._eval_forward, counts=self.counts, shapes=self.shapes,
-                         boundary=self.rt.boundary)
+        out = self._evaluate_once(metrics)
         if self.circuits is not None and self.circuits.wants_metrics:
             out.update(self.circuits.measure(self.step, metrics))
         for decay, shadow in self.ewa.items():
             with self._swapped(shadow):
-                ewa_out = M.evaluate(self.model_raw, self.data, metrics, batch=batch,
-                                     forward=self._eval_forward, counts=self.counts,
-                                     shapes=self.shapes, boundary=self.rt.boundary)
+                ewa_out = self._evaluate_once(metrics)
             out.update({f"{k}@ewa{decay:g}": v for k, v in ewa_out.items()
                         if not k.endswith("_params")})
         return out
+
+    def _evaluate_once(self, metrics: list[dict[str, Any]]) -> dict[str, Any]:
+        """Every metric on the current weights: the language-model metrics in one pass per split,
+        the objective's held-out loss for other models, then the specc.api metrics."""
+        import torch
+
+        batch = max(int(self.train["batch"]), 32)
+        builtin = [m for m in metrics if not plugins.is_api_component(m)]
+        if not self.generic:
+            out: dict[str, Any] = M.evaluate(
+                self.model_raw, self.data, builtin, batch=batch, forward=self._eval_forward,
+                counts=self.counts, shapes=self.shapes, boundary=self.rt.boundary)
+        else:
+            out = {}
+            for m in builtin:
+                if m["component"] == "trainable_params":
+                    out[M.metric_key(m)] = float(self.counts[0])
+                elif m["component"] == "total_params":
+                    out[M.metric_key(m)] = float(self.counts[1])
+                elif m["component"] == "loss":
+                    out[M.metric_key(m)] = self._objective_loss(M.split_of(m) or "test", batch)
+        was_training = self.model_raw.training
+        self.model_raw.eval()
+        try:
+            with torch.no_grad():
+                for key, fn in self.metric_fns.items():
+                    out.update(_flatten(key, fn(self.model_raw, self.data)))
+                    self.rt.boundary()
+        finally:
+            self.model_raw.train(was_training)
+        return out
+
+    def _objective_loss(self, split: str, batch: int) -> float:
+        """The objective's summed loss over its summed weight on a split (held-out loss)."""
+        import torch
+
+        total = weight = None
+        was_training = self.model_raw.training
+        self.model_raw.eval()
+        try:
+            with torch.no_grad():
+                for b in self.data.eval_batches(split, batch):
+                    b = self.rt.to_device(dict(b))
+                    with self.rt.autocast():
+                        loss, w = self.objective(self.model_raw, b)[:2]
+                    total = loss.detach().double() if total is None else total + loss.double()
+                    w = w.double() if hasattr(w, "double") else float(w)
+                    weight = w if weight is None else weight + w
+                    self.rt.boundary()
+        finally:
+            self.model_raw.train(was_training)
+        if total is None:
+            return float("nan")
+        return float(total.item()) / float(weight.item() if hasattr(weight, "item") else weight)
 
     def _eval_forward(self, batch: dict[str, Any]) -> tuple[Any, Any]:
         batch = self.rt.to_device(batch)
@@ -509,9 +694,13 @@ class Trainer:
     def read_train_loss(self, labels: int) -> float:
         """The mean token loss since the last read: one host read; a non-finite loss stops the
         run (``RunStopped("failed")``)."""
-        total = self.rt.read(self.rt.all_sum(self.window))
+        summed = self.rt.all_sum(self.window)
         self.window = None
-        loss = total / max(labels, 1)
+        if self.generic:  # (summed loss, summed weight)
+            total, weight = self.rt.read(summed[0]), self.rt.read(summed[1])
+            loss = total / weight if weight > 0 else float("nan")
+        else:
+            loss = self.rt.read(summed) / max(labels, 1)
         if not math.isfinite(loss):
             raise RunStopped("failed", f"the training loss became {loss} at step {self.step}; "
                              "lower the learning rate or clip gradients")
@@ -520,7 +709,7 @@ class Trainer:
 
     def record(self, values: dict[str, float]) -> dict[str, Any]:
         """The metrics row of this step (logged by the main process, shown by ``on_eval``)."""
-        row = {"step": self.step, "tokens": self.tokens,
+        row = {"step": self.step, self.unit: self.tokens,
                "time": round(time.time() - self.started, 3),
                "lr": self.opt.param_groups[0]["lr"],
                "train_loss": self.last_train_loss, **values}
@@ -541,16 +730,18 @@ class Trainer:
         """The mean squared gradient norm over ``draws`` fresh batches of ``batch`` sequences
         (the gradient noise scale's ingredient); the optimizer state is untouched."""
         import torch
-        import torch.nn.functional as F
 
         total = 0.0
         with torch.enable_grad():
             for i in range(draws):
-                b = self.rt.to_device(self.data.train_batch(10**6 + 97 * i + batch, batch))
+                if self.generic:
+                    b = self.rt.to_device(dict(self.data.train_batch(10**6 + 97 * i + batch,
+                                                                     batch)))
+                else:
+                    b = self.rt.to_device(self.data.train_batch(10**6 + 97 * i + batch, batch))
                 self.opt.zero_grad(set_to_none=True)
-                logits, labels = self.forward(b)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                                       labels.reshape(-1), ignore_index=-100)
+                summed, weight = self.objective(self.model, b)[:2]
+                loss = summed.float() / weight
                 loss.backward()
                 total += float(sum((p.grad.float() ** 2).sum() for p in self.trainable
                                    if p.grad is not None))
@@ -575,7 +766,8 @@ class Trainer:
         if bar is None:
             return
         bar.n = self.step
-        bar.set_postfix_str(f"loss {loss:.4f}, {tps:,.0f} tok/s", refresh=False)
+        unit = "items" if self.generic else "tok"
+        bar.set_postfix_str(f"loss {loss:.4f}, {tps:,.0f} {unit}/s", refresh=False)
         bar.refresh()
 
     def save_final(self) -> None:
@@ -590,15 +782,32 @@ class Trainer:
             model.save_pretrained(str(tmp / "adapter"))
             import copy
 
-            merged = copy.deepcopy(model).merge_and_unload()
-            merged.save_pretrained(str(tmp / "model"))
-        else:
-            model.save_pretrained(str(tmp / "model"))
+            model = copy.deepcopy(model).merge_and_unload()
+        self._save_model(model, tmp / "model")
         import json
 
-        (tmp / "model" / models.VOCAB_FILE).write_text(json.dumps(self.vocab_cfg, indent=2))
+        if self.vocab_cfg is not None:
+            (tmp / "model" / models.VOCAB_FILE).write_text(json.dumps(self.vocab_cfg, indent=2))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+
+    def _save_model(self, model: Any, where: Path) -> None:
+        """A Hugging Face model in its own format; any other module as its state dict
+        (``state.pt``, loaded with ``weights_only``) plus the component call that built it
+        (``component.json``), so ``checkpoint(exp)`` rebuilds it by calling the builder again."""
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(str(where))
+            return
+        import json
+
+        import torch
+
+        where.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), where / "state.pt")
+        write_checksums(where, ["state.pt"], {"format": 1})
+        (where / COMPONENT_FILE).write_text(json.dumps(
+            {"model": self.cfg["model"], "data": self.cfg["data"],
+             "seed": int(self.cfg.get("seed", 0))}, indent=2, sort_keys=True))
 
 
 __all__ = ["CHECKPOINT_SECONDS", "CircuitWatch", "Interrupt", "RunStopped", "StageError",

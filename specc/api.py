@@ -1,0 +1,144 @@
+"""What a component file imports: ``component``, ``Range``, ``BuildContext``, ``Loss`` and the
+kind types. Torch-free: ``specc check`` reads a component file's signatures with ``ast`` and never
+runs it, so nothing here may need torch (docs/components.md).
+
+Example (a component file)::
+
+    from typing import Annotated, Literal
+    from specc.api import BuildContext, Data, Range, component
+
+    @component("model", provides=("classifier",))
+    def mlp(width: Annotated[int, Range(lo=1)] = 64, *, ctx: BuildContext) -> "nn.Module":
+        \"\"\"A two-layer perceptron.
+
+        Args:
+            width: hidden units
+        \"\"\"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import attrs
+
+KINDS = ("model", "data", "objective", "metric", "policy", "vocab", "optimizer", "schedule",
+         "report")
+
+
+@attrs.frozen
+class Range:
+    """Bounds of a number: ``Annotated[float, Range(lo=0, lo_open=True)]``."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+
+@attrs.frozen
+class Info:
+    """What ``@component`` records on the builder (read back by the run-time drift check)."""
+
+    kind: str
+    name: str
+    provides: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()
+
+
+def component(kind: str, *, provides: tuple[str, ...] = (), requires: tuple[str, ...] = (),
+              members: tuple[str, ...] = (), name: str | None = None) -> Any:
+    """Declare a builder as a component of ``kind``; its signature is its catalogue entry.
+
+    - ``provides``: capabilities it offers (``causal_lm``, ``classifier``, ``denoiser``,
+      ``vectors``, ``labels``...);
+    - ``requires``: capabilities the run's model or data must provide (checked per run);
+    - ``members``: the splits of a data component (``train``, ``test``...).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+
+    def mark(fn: Any) -> Any:
+        fn.__specc__ = Info(kind, name or fn.__name__, tuple(provides), tuple(requires),
+                            tuple(members))
+        return fn
+
+    return mark
+
+
+@attrs.define
+class BuildContext:
+    """Filled by the loop when it calls a builder (never at check time).
+
+    ``data`` is the run's data feed when a model or objective is built (its ``schema`` gives
+    input shapes); ``vocab`` the vocabulary when the model has one.
+    """
+
+    seed: int = 0
+    device: Any = "cpu"
+    base: Path = Path(".")
+    run_dir: Path | None = None
+    data: Any = None
+    vocab: Any = None
+    model: Any = None
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A batch's tensors moved to the run's device (other values unchanged)."""
+        return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+
+
+class Loss(NamedTuple):
+    """What an objective returns: the summed loss over the batch, its weight (items or tokens;
+    the loop divides by the summed weight, so accumulation and data parallelism stay exact) and
+    optional logs (values to record)."""
+
+    sum: Any
+    weight: Any
+    logs: dict[str, Any] | None = None
+
+
+# Kind types for annotations: a parameter typed ``Model`` takes a model declared in the spec.
+class Model:
+    """A model (a declared name or a call)."""
+
+
+class Data:
+    """A data component."""
+
+
+class Split:
+    """A split of a data component: ``task.test``."""
+
+
+class Objective:
+    """An objective."""
+
+
+class Metric:
+    """A metric."""
+
+
+class Policy:
+    """A fine-tuning policy."""
+
+
+class Vocab:
+    """A vocabulary."""
+
+
+class Optimizer:
+    """An optimizer."""
+
+
+class Schedule:
+    """A learning-rate schedule."""
+
+
+KIND_TYPES = {"Model": "model", "Data": "data", "Split": "split", "Objective": "objective",
+              "Metric": "metric", "Policy": "policy", "Vocab": "vocab", "Optimizer": "optimizer",
+              "Schedule": "schedule"}
+
+__all__ = ["KINDS", "KIND_TYPES", "BuildContext", "Data", "Info", "Loss", "Metric", "Model",
+           "Objective", "Optimizer", "Policy", "Range", "Schedule", "Split", "Vocab", "component"]

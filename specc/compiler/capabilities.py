@@ -1,0 +1,111 @@
+"""Capabilities: what a run's objective, metrics and model ``require`` is ``provide``d by its model
+and data, for every run of the plan (a swept model or data is checked value by value).
+
+Example: ``dsm`` requires ``denoiser``; a run whose model is ``linear_net`` (``provides =
+("classifier",)``) is an error at the line that pairs them, before anything runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from specc import diagnostics as dg
+from specc.catalogue import components as C
+from specc.compiler import ir
+
+# Note [Default objective]: an experiment without `objective = ...` trains with the objective its
+# model's capabilities imply; `next_token` for causal LMs reproduces the language-model loop.
+DEFAULT_OBJECTIVES = (("causal_lm", "next_token"), ("classifier", "cross_entropy"),
+                      ("regressor", "mse"))
+_MAX_COMBINATIONS = 256
+
+
+def default_objective(provides: tuple[str, ...]) -> str | None:
+    return next((obj for cap, obj in DEFAULT_OBJECTIVES if cap in provides), None)
+
+
+def check_capabilities(program: ir.Program, out: dg.Collector) -> None:
+    for exp in program.experiments:
+        _check(exp, out)
+
+
+def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
+                depth: int = 0) -> list[tuple[C.Component, ir.Comp]]:
+    """The components a field may be across the runs: one, or one per swept value."""
+    if v is None or depth > 20:
+        return []
+    match v:
+        case ir.Comp(name=name, kind=kind):
+            comp = C.lookup(name, kind)
+            return [(comp, v)] if comp is not None else []
+        case ir.Ref(name=name):
+            decl = next((d for d in exp.decls if d.name == name), None)
+            return _candidates(exp, decl.value, path, depth + 1) if decl is not None else []
+        case ir.Var(name=name):
+            axis = next((a for a in (exp.sweep.axes if exp.sweep else ()) if a.path == name),
+                        None)
+            if axis is None or isinstance(axis.values, ir.ConstRange):
+                return []
+            return [c for item in axis.values for c in _candidates(exp, item, path, depth + 1)]
+    return []
+
+
+def _field(exp: ir.Experiment, path: str) -> ir.Field | None:
+    return next((f for f in exp.fields if f.path == path), None)
+
+
+def _check(exp: ir.Experiment, out: dg.Collector) -> None:
+    model_f, data_f = _field(exp, "model"), _field(exp, "data")
+    if model_f is None:
+        return
+    models = _candidates(exp, model_f.value, "model")
+    datas = _candidates(exp, data_f.value, "data") if data_f is not None else []
+    obj_f = _field(exp, "objective")
+    objectives = _candidates(exp, obj_f.value, "objective") if obj_f is not None else []
+    metrics_f = _field(exp, "metrics")
+    metric_items = metrics_f.value.items if metrics_f is not None and isinstance(
+        metrics_f.value, ir.ListV) else ()
+    metrics = [c for item in metric_items for c in _candidates(exp, item, "metrics")]
+    combos = itertools.islice(itertools.product(models or [None], datas or [None]),
+                              _MAX_COMBINATIONS)
+    for model, data in combos:
+        offered = set((model[0].provides if model else ()) + (data[0].provides if data else ()))
+        if model is not None and data is not None:
+            _need(model, set(data[0].provides), model_f.span, out, model, data, "data")
+        if obj_f is not None:
+            for obj in objectives:
+                _need(obj, offered, obj_f.span, out, model, data)
+        elif model is not None and default_objective(model[0].provides) is None:
+            out.error("missing-field", model_f.span,
+                      message=f"experiment {exp.name} has no objective, and model "
+                              f"{model[0].name} provides {_words(model[0].provides)}, which "
+                              "implies none",
+                      help="set one: objective = cross_entropy (classifiers), mse (regressors) "
+                           "or your own objective component")
+        for metric in metrics:
+            _need(metric, offered, metrics_f.span if metrics_f else model_f.span, out, model,
+                  data)
+
+
+def _need(user: tuple[C.Component, ir.Comp], offered: set[str], span: dg.Span,
+          out: dg.Collector, model: tuple[C.Component, ir.Comp] | None,
+          data: tuple[C.Component, ir.Comp] | None, source: str = "model or data") -> None:
+    comp, value = user
+    missing = [r for r in comp.requires if r not in offered]
+    if not missing:
+        return
+    parts = []
+    if model is not None and source != "data":
+        parts.append(f"model {model[0].name} provides {_words(model[0].provides)}")
+    if data is not None:
+        parts.append(f"data {data[0].name} provides {_words(data[0].provides)}")
+    out.error("capability-mismatch", value.span if value.span.file == span.file and
+              value.span.line == span.line else span,
+              message=f"{comp.name} needs a {source} that provides {_words(tuple(missing))}; "
+                      + "; ".join(parts),
+              help=f"use a {source} that provides {_words(tuple(missing))}, or another "
+                   f"{comp.kind}")
+
+
+def _words(caps: tuple[str, ...]) -> str:
+    return " and ".join(caps) if caps else "nothing"
