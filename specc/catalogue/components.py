@@ -149,7 +149,7 @@ CATALOGUE: Final[tuple[Component, ...]] = (
                P("test", _INT, "500", "test examples", lo=1),
                P("corrupt", T.optional(T.Kind("corruption")), "none",
                  "how clean prompts are corrupted for circuit pairs"),
-               _SEED), members=_PAIRS),
+               _SEED), members=_PAIRS, provides=_TOKENS),
     Component("sequence", "data", "continue an arithmetic or geometric sequence",
               (P("kind", T.Enum(("arithmetic", "geometric")), "arithmetic", "sequence type"),
                P("length", _INT, "4", "terms shown", lo=2), P("max", _INT, "300",

@@ -59,6 +59,8 @@ def _check(exp: ir.Experiment, out: dg.Collector) -> None:
     if model_f is None:
         return
     models = _candidates(exp, model_f.value, "model")
+    if not models:  # the model is already an error (or not known at compile time)
+        return
     datas = _candidates(exp, data_f.value, "data") if data_f is not None else []
     obj_f = _field(exp, "objective")
     objectives = _candidates(exp, obj_f.value, "objective") if obj_f is not None else []
@@ -66,7 +68,7 @@ def _check(exp: ir.Experiment, out: dg.Collector) -> None:
     metric_items = metrics_f.value.items if metrics_f is not None and isinstance(
         metrics_f.value, ir.ListV) else ()
     metrics = [c for item in metric_items for c in _candidates(exp, item, "metrics")]
-    combos = itertools.islice(itertools.product(models or [None], datas or [None]),
+    combos = itertools.islice(itertools.product(models, datas or [None]),
                               _MAX_COMBINATIONS)
     for model, data in combos:
         offered = set((model[0].provides if model else ()) + (data[0].provides if data else ()))
@@ -103,8 +105,10 @@ def _need(user: tuple[C.Component, ir.Comp], offered: set[str], span: dg.Span,
               value.span.line == span.line else span,
               message=f"{comp.name} needs a {source} that provides {_words(tuple(missing))}; "
                       + "; ".join(parts),
-              help=f"use a {source} that provides {_words(tuple(missing))}, or another "
-                   f"{comp.kind}")
+              help=dg.did_you_mean(comp.name, [c.name for c in C.of_kind(comp.kind)
+                                               if set(c.requires) <= offered])
+              or f"use a {source} that provides {_words(tuple(missing))}, or another "
+                 f"{comp.kind}")
 
 
 def _words(caps: tuple[str, ...]) -> str:

@@ -81,7 +81,7 @@ def builder(cfg: dict[str, Any], base: Path, *, allow_python: bool = True,
     where = origin.get("path") or origin.get("module")
     if not allow_python:
         raise PythonRefused(f"{name} comes from {where}, and --no-python refuses to import "
-                            "user code", span)
+                            "user code", span, code="python-refused")
     module, file = _module(origin, base, span)
     function = str(origin.get("function") or name.rsplit(".", 1)[-1])
     fn = getattr(module, function, None)
@@ -176,7 +176,7 @@ def check_drift(fn: Callable[..., Any], file: Path, function: str,
         raise StageError(f"{function}'s signature at run time differs from the one specc "
                          f"check read in {file.name}: {'; '.join(sorted(problems))} (a "
                          "decorator that changes the signature, or the name rebound after "
-                         "the definition?)", at)
+                         "the definition?)", at, code="component-drift")
 
 
 def user_failure(exc: BaseException) -> tuple[str, dg.Span | None] | None:
