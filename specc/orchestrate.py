@@ -42,6 +42,8 @@ def run_spec(args: argparse.Namespace) -> int:
         sys.stderr.write(result.render() + "\n")
     if result.plan is None:
         return EXIT_FAILED
+    if not opts.python and refuse_python(result.program, result.sources):
+        return EXIT_FAILED
     orchestrator = Orchestrator(Runner(opts, sources=result.sources,
                                        plan_hash=result.plan.hash), result.loaded)
     code = EXIT_OK
@@ -52,6 +54,40 @@ def run_spec(args: argparse.Namespace) -> int:
         if code == EXIT_INTERRUPTED:
             break
     return code
+
+
+def refuse_python(program: ir.Program | None, sources: Any) -> bool:
+    """``--no-python``: report every component a run would import; True when there is one."""
+    from specc import diagnostics as dg
+
+    diags = [dg.make("python-refused", c.span,
+                     message=f"{c.name} is defined in {c.python[2]}, and --no-python refuses to "
+                             "import user code",
+                     help="run without --no-python once you trust the file")
+             for c in python_components(program)]
+    if diags:
+        sys.stderr.write(dg.render_all(diags, sources) + "\n")
+    return bool(diags)
+
+
+def python_components(program: ir.Program | None) -> list[ir.Comp]:
+    """Every component of the program that a run would import (a component file or a
+    plug-in), once per place it is written."""
+    found: dict[tuple[str, int, int], ir.Comp] = {}
+
+    def walk(v: Any) -> None:
+        if isinstance(v, ir.Comp) and v.python:
+            found.setdefault((v.span.file, v.span.line, v.span.col), v)
+        if isinstance(v, tuple):
+            for x in v:
+                walk(x)
+        elif attrs.has(type(v)):
+            for f in attrs.fields(type(v)):
+                if f.name != "span":
+                    walk(getattr(v, f.name))
+
+    walk(program)
+    return list(found.values())
 
 
 class Orchestrator:

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from specc import diagnostics as dg
+from specc.catalogue import components as C
 from specc.cli.main import EXIT_DIAG, EXIT_OK, EXIT_USAGE
 from specc.compiler import ir
 from specc.compiler.pipeline import Result, compile_file
@@ -180,9 +183,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         sys.stderr.write(f"specc: error: say which experiment: "
                          f"{', '.join(e.name + '.' + args.name for e in exps)}\n")
         return EXIT_USAGE
+    from specc.catalogue.components import using
     from specc.cli.explain import explain
 
-    text = explain(exp, ".".join(parts))
+    with using(result.registry or C.builtin_registry()):
+        text = explain(exp, ".".join(parts))
     if text is None:
         names = [f.path for f in exp.fields] + [d.name for d in exp.decls]
         hint = dg.did_you_mean(".".join(parts), names)
@@ -223,19 +228,47 @@ def _explain_params(exp: ir.Experiment, name: str) -> str | None:
 
 
 def cmd_components(args: argparse.Namespace) -> int:
-    from specc.catalogue import CATALOGUE
+    """The catalogue: built-ins, installed plug-ins (read, never imported) and, with a spec,
+    its `import python` files; each with its origin."""
+    from specc.catalogue.pyread import plugin_reads
+    from specc.compiler.load_modules import load_modules
+    from specc.compiler.pipeline import registry_for
 
-    kinds = sorted({c.kind for c in CATALOGUE})
+    sources, out = dg.Sources(), dg.Collector()
+    for ep, path, read in plugin_reads():  # a plug-in's mistakes are shown here, as warnings
+        if read is None:
+            where = f"{path}" if path is not None else "its module cannot be found"
+            sys.stderr.write(f"specc: warning: plug-in {ep.name} ({ep.module}): cannot read "
+                             f"{where}\n")
+            continue
+        sources.add(str(path), read.text)
+        for d in read.diagnostics:
+            out.add(attrs.evolve(d, severity="warning"))
+    loaded = None
+    if args.file is not None:
+        try:
+            text = read_source(args.file)
+        except (OSError, SourceError) as exc:
+            sys.stderr.write(f"specc: error: {exc}\n")
+            return EXIT_USAGE
+        loaded = load_modules(text, args.file, sources, out)
+    if out.items:
+        sys.stderr.write(dg.render_all(out.items, sources) + "\n")
+    if loaded is None and args.file is not None:
+        return EXIT_DIAG
+    registry = registry_for(loaded) if loaded is not None else registry_for(None)
+    catalogue = registry.components
+    kinds = sorted({c.kind for c in catalogue})
     if args.kind is not None and args.kind not in kinds:
         hint = dg.did_you_mean(args.kind, kinds) or f"kinds: {', '.join(kinds)}"
         sys.stderr.write(f"specc: error: unknown component kind {args.kind!r}; {hint}\n")
         return EXIT_USAGE
-    comps = [c for c in CATALOGUE if args.kind is None or c.kind == args.kind]
+    comps = [c for c in catalogue if args.kind is None or c.kind == args.kind]
     if args.json:
         print(json.dumps([_component_json(c) for c in comps], indent=2))
-        return EXIT_OK
+        return EXIT_DIAG if out.has_errors else EXIT_OK
     kind = None
-    for c in sorted(comps, key=lambda c: (c.kind, c.name)):
+    for c in sorted(comps, key=lambda c: (c.kind, c.name, c.origin.provider)):
         if c.kind != kind:
             kind = c.kind
             print(f"\n{kind}:")
@@ -243,17 +276,21 @@ def cmd_components(args: argparse.Namespace) -> int:
                                                  else f" = {p.default}") for p in c.params)
         if c.variadic is not None:
             sig = f"*{c.variadic.name}"
-        print(f"  {c.name}({sig})\n      {c.doc}")
-    return EXIT_OK
+        origin = "" if c.origin.provider == "specc" else f"   [{c.origin.where()}]"
+        print(f"  {c.name}({sig}){origin}\n      {c.doc}")
+    return EXIT_DIAG if out.has_errors else EXIT_OK
 
 
 def _component_json(c: Any) -> dict[str, Any]:
     return {
-        "name": c.name, "kind": c.kind, "doc": c.doc, "family": c.family,
+        "name": c.name, "kind": c.kind, "doc": c.doc, "provides": list(c.provides),
+        "requires": list(c.requires), "provider": c.origin.provider,
+        "origin": c.origin.where(), "module": c.origin.module or None,
         "members": dict(c.members),
         "params": [{"name": p.name, "type": str(p.type),
                     "default": None if p.default == "<required>" else p.default,
                     "required": p.default == "<required>", "lo": p.lo, "hi": p.hi,
+                    "lo_open": p.lo_open, "hi_open": p.hi_open,
                     "doc": p.doc} for p in c.params],
         "variadic": c.variadic.name if c.variadic else None,
     }
@@ -272,6 +309,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _emit(result, False)
     if result.program is None or not result.ok:
         return EXIT_DIAG
+    if getattr(args, "no_python", False):
+        from specc.orchestrate import refuse_python
+
+        if refuse_python(result.program, result.sources):
+            return EXIT_DIAG
     exps = [e for e in result.program.experiments if e.search is not None
             and (args.experiment is None or e.name == args.experiment)]
     if len(exps) != 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from specc.catalogue import components as C
 from specc.compiler import ir
 
 
@@ -38,4 +39,14 @@ def _describe(exp: ir.Experiment, head: str, value: ir.Value, origin: str, span:
                   else f"set at {arg.span}")
         head = f"{head}.{name}"
         value = arg.value
-    return f"{exp.name}.{head} = {json.dumps(ir.plain(value))}\n  from: {origin}"
+    text = f"{exp.name}.{head} = {json.dumps(ir.plain(value))}\n  from: {origin}"
+    if isinstance(value, ir.Ref):
+        d = exp.decl(value.name)
+        value = d.value if d is not None else value
+    if isinstance(value, ir.Comp):
+        comp = C.lookup(value.name, value.kind)
+        if comp is not None:
+            text += f"\n  component: {comp.name} ({comp.kind}), defined by " + (
+                "specc" if comp.origin.provider == "specc" else
+                f"{comp.origin.provider} at {comp.origin.where()}")
+    return text

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--profile")
     e.add_argument("--backend", help="as lowered for this backend (e.g. xla's shape policy)")
 
-    k = sub.add_parser("components", help="list the component catalogue")
+    k = sub.add_parser("components", help="list the component catalogue (with a spec: its "
+                       "`import python` components too), each with its origin")
+    k.add_argument("file", nargs="?", help="a spec whose component files are listed too")
     k.add_argument("--json", action="store_true")
     k.add_argument("--kind", help="only this kind (model, policy, ...)")
 

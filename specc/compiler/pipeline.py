@@ -63,13 +63,14 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
     return attrs.evolve(result, registry=registry)
 
 
-def registry_for(loaded: Loaded) -> C.Registry:
+def registry_for(loaded: Loaded | None) -> C.Registry:
     """What a compilation's names resolve to: the built-ins, installed plug-ins (read from
     their source, never imported) and the spec's `import python` files."""
     from specc.catalogue.pyread import plugin_reads
 
     plugins = [c for _, _, read in plugin_reads() if read is not None for c in read.components]
-    return C.Registry((*C.builtin_registry().components, *plugins, *loaded.components))
+    mine = loaded.components if loaded is not None else ()
+    return C.Registry((*C.builtin_registry().components, *plugins, *mine))
 
 
 def _compile_loaded(loaded: Loaded, sources: dg.Sources, out: dg.Collector, profile: str | None,
