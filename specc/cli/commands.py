@@ -115,7 +115,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
               f"{'s' if cost.runs != 1 else ''}")
         flops = f"{cost.flops:.3g} FLOPs" if cost.flops is not None else \
             "FLOPs unknown (a model's shape is not known at check time)"
-        print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} tokens, {flops}"
+        print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} {cost.unit}, {flops}"
               + (f", model {ep.experiment.params:,} params" if ep.experiment.params else ""))
         for c in ep.experiment.checks:
             print(f"  check {c.text}: {'passed' if c.passed else 'at run time'}")

@@ -7,6 +7,7 @@ Example: ``dsm`` requires ``denoiser``; a run whose model is ``linear_net`` (``p
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 
 from specc import diagnostics as dg
@@ -25,8 +26,16 @@ def default_objective(provides: tuple[str, ...]) -> str | None:
 
 
 def check_capabilities(program: ir.Program, out: dg.Collector) -> None:
-    for exp in program.experiments:
-        _check(exp, out)
+    token = _PROGRAM.set(program)
+    try:
+        for exp in program.experiments:
+            _check(exp, out)
+    finally:
+        _PROGRAM.reset(token)
+
+
+_PROGRAM: contextvars.ContextVar[ir.Program | None] = contextvars.ContextVar(
+    "specc_capabilities_program", default=None)
 
 
 def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
@@ -35,6 +44,18 @@ def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
     if v is None or depth > 20:
         return []
     match v:
+        case ir.Comp(name="checkpoint", kind="model", args=args):
+            # A checkpoint provides what the model of the experiment that trained it provides.
+            ref = next((a.value for a in args if a.name == "experiment"), None)
+            program = _PROGRAM.get()
+            dep = program.experiment(ref.name) if program is not None and isinstance(
+                ref, ir.Ref) else None
+            if dep is not None:
+                field = _field(dep, "model")
+                found = _candidates(dep, field.value, path, depth + 1) if field else []
+                return [(c, v) for c, _ in found]
+            comp = C.lookup("checkpoint", "model")
+            return [(comp, v)] if comp is not None else []
         case ir.Comp(name=name, kind=kind):
             comp = C.lookup(name, kind)
             return [(comp, v)] if comp is not None else []

@@ -43,8 +43,9 @@ class Run:
 class Cost:
     runs: int
     steps: int
-    tokens: int
+    tokens: int  # items for models that are not language models (``unit``)
     flops: float | None  # None: a run's model shape is unknown (Note [Run cost])
+    unit: str = "tokens"
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -493,6 +494,8 @@ def run_steps(config: dict[str, Any]) -> tuple[int, int]:
     data = config.get("data") or {}
     model = config.get("model") or {}
     seq = _SHORT_TASKS.get(data.get("component", ""), _int(model.get("context"), 1024))
+    if "python" in model or "python" in data:  # a specc.api model counts items, not tokens
+        seq = 1
     if train.get("steps") is not None:
         return _int(train["steps"]), seq
     if train.get("tokens") is not None:
@@ -510,6 +513,15 @@ def _cost(plan: ExperimentPlan) -> Cost:
     """Runs, steps, tokens and FLOPs of an experiment, each run costed from its own model
     (a swept model, a top-level declaration, a checkpoint of another experiment, a local
     pretrained model). FLOPs are None when a run's model shape is unknown, never 0."""
+    exp = plan.experiment
+    cost = _cost_of(plan)
+    model = resolve_config(exp, plan.program, {}).get("model") if exp.sweep is None else None
+    if isinstance(model, dict) and "python" in model:
+        return attrs.evolve(cost, unit="items")
+    return cost
+
+
+def _cost_of(plan: ExperimentPlan) -> Cost:
     exp = plan.experiment
     costs = _RunCosts(plan)
     if exp.search is not None:

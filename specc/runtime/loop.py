@@ -21,7 +21,7 @@ from specc.components import data as D
 from specc.components import metrics as M
 from specc.components import models, optim, policies
 from specc.components.vocab import build_vocab
-from specc.diagnostics import Span
+from specc.diagnostics import Span, SpeccError
 from specc.runtime import plugins
 from specc.runtime.circuit_watch import CircuitWatch
 from specc.runtime.control import Interrupt, RunStopped, StageError, stage
@@ -100,14 +100,14 @@ class Trainer:
                  allow_python: bool = True) -> None:
         self.cfg = config
         self.allow_python = allow_python
-        self.generic = plugins.is_api_component(config.get("model"))
+        self.base, self.store_root = base_dir, store_root
+        self.saved = self._saved_component(config.get("model"))
+        self.generic = plugins.is_api_component(config.get("model")) or self.saved is not None
         self.unit = "items" if self.generic else "tokens"
         self.circuits: CircuitWatch | None = None
         self.path = run_path
         self.rt = runtime
         self.spans = spans
-        self.base = base_dir
-        self.store_root = store_root
         self.progress = progress
         self.on_eval = on_eval
         self.train = config["train"]
@@ -166,10 +166,44 @@ class Trainer:
                                  "(docs/components.md: the data contract)", span)
         span = self.spans.get("model")
         with stage(f"model {model_cfg.get('name', '')}", span):
-            model = self._call(model_cfg, seed, span)
+            model = (self._load_saved(seed, span) if self.saved is not None
+                     else self._call(model_cfg, seed, span))
             if not isinstance(model, torch.nn.Module):
                 raise StageError(f"model {model_cfg.get('component')} returned a "
                                  f"{type(model).__name__}, not a torch.nn.Module", span)
+        return model
+
+    def _saved_component(self, cfg: Any) -> dict[str, Any] | None:
+        """The component call a non-Hugging-Face model was saved with, when the model is
+        ``checkpoint(exp)`` of one (its ``component.json``)."""
+        import json
+
+        if not isinstance(cfg, dict) or cfg.get("component") != "checkpoint":
+            return None
+        try:
+            where = models.checkpoint_dir(cfg, self.store_root)
+        except (SpeccError, KeyError, TypeError):
+            return None  # reported by the model stage, at the model's line
+        f = where / COMPONENT_FILE
+        if not f.is_file():
+            return None
+        saved = json.loads(f.read_text())
+        saved["dir"] = str(where)
+        return saved
+
+    def _load_saved(self, seed: int, span: Span | None) -> Any:
+        """``checkpoint(exp)`` of a specc.api model: the builder called again with the saved
+        arguments, then the saved weights (loaded with ``weights_only``)."""
+        import torch
+
+        saved = self.saved or {}
+        where = Path(saved["dir"])
+        verify_checksums(where)
+        ctx = self._ctx(seed)
+        ctx.base = Path(saved.get("base") or self.base)
+        model = plugins.build(saved["model"], ctx, allow_python=self.allow_python, span=span)
+        state = torch.load(where / "state.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
         return model
 
     def _call(self, cfg: dict[str, Any], seed: int, span: Span | None) -> Any:
@@ -181,7 +215,8 @@ class Trainer:
         cfg = self.cfg.get("objective")
         span = self.spans.get("objective") or self.spans.get("model")
         if not isinstance(cfg, dict):
-            provides = (plugins.provides(self.cfg["model"], self.base, self.allow_python)
+            built_by = self.saved["model"] if self.saved is not None else self.cfg["model"]
+            provides = (plugins.provides(built_by, self.base, self.allow_python)
                         if self.generic else ("causal_lm",))
             name = default_objective(provides)
             if name is None:
@@ -805,9 +840,11 @@ class Trainer:
         where.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), where / "state.pt")
         write_checksums(where, ["state.pt"], {"format": 1})
+        built_by = self.saved["model"] if self.saved is not None else self.cfg["model"]
         (where / COMPONENT_FILE).write_text(json.dumps(
-            {"model": self.cfg["model"], "data": self.cfg["data"],
-             "seed": int(self.cfg.get("seed", 0))}, indent=2, sort_keys=True))
+            {"model": built_by, "data": self.cfg["data"], "seed": int(self.cfg.get("seed", 0)),
+             "base": str(Path(self.saved.get("base") or self.base) if self.saved else
+                         self.base.resolve())}, indent=2, sort_keys=True))
 
 
 __all__ = ["CHECKPOINT_SECONDS", "CircuitWatch", "Interrupt", "RunStopped", "StageError",
