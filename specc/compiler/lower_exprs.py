@@ -360,8 +360,9 @@ class ExprLowering:
         if len(found) < 2:
             return False
         self.out.error("component-collision", span, name=name,
-                       providers=" and ".join(f"{c.origin.provider} ({c.origin.where()})"
-                                              for c in found),
+                       providers=" and ".join(
+                           c.origin.provider if c.origin.provider == "specc"
+                           else f"{c.origin.provider} ({c.origin.where()})" for c in found),
                        help="pick one with its qualified name: " + " or ".join(
                            f"{c.qualified}(...)" for c in found))
         return True

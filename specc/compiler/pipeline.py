@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import os
 from pathlib import Path
 
 import attrs
@@ -68,8 +69,11 @@ def registry_for(loaded: Loaded | None) -> C.Registry:
     their source, never imported) and the spec's `import python` files."""
     from specc.catalogue.pyread import plugin_reads
 
-    plugins = [c for _, _, read in plugin_reads() if read is not None for c in read.components]
     mine = loaded.components if loaded is not None else ()
+    # A plug-in module that the spec also imports as a file is one provider, not two.
+    files = {os.path.realpath(c.origin.path) for c in mine}
+    plugins = [c for _, _, read in plugin_reads() if read is not None for c in read.components
+               if os.path.realpath(c.origin.path) not in files]
     return C.Registry((*C.builtin_registry().components, *plugins, *mine))
 
 

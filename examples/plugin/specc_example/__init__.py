@@ -1,0 +1,1 @@
+"""An example specc plug-in (examples/plugin/README.md)."""
