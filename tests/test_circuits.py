@@ -184,7 +184,8 @@ def test_circuit_aware_lora_end_to_end(tmp_path: Path) -> None:
     eval_every = 5
   }
   checkpoints every 5 steps { measure circuit }
-  metrics = [loss, node_jaccard(circuit, base), edge_jaccard(circuit, base)]
+  metrics = [loss, node_jaccard(circuit, base), edge_jaccard(circuit, base),
+             faithfulness(circuit)]
 }
 """)
     root = tmp_path / "runs"
@@ -198,6 +199,9 @@ def test_circuit_aware_lora_end_to_end(tmp_path: Path) -> None:
     assert circuits == ["base.json", "probe.json", "step-00000005.json", "step-00000010.json"]
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert 0.0 <= rows[-1]["edge_jaccard"] <= 1.0
+    # faithfulness was declared and refused at run time once; now it is the circuit's own.
+    step10 = json.loads((run / "circuits" / "step-00000010.json").read_text())
+    assert rows[-1]["faithfulness.normalized"] == step10["faithfulness"]["normalized"]
     # The peft model has exactly the allocated rank on every module of every layer.
     from peft import PeftModel
     from transformers import AutoModelForCausalLM

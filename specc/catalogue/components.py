@@ -320,7 +320,8 @@ CATALOGUE: Final[tuple[Component, ...]] = (
               (P("circuit", T.Kind("circuit"), REQUIRED, "the measured circuit"),
                P("other", T.Union_((T.Kind("model"), T.Kind("circuit"))), REQUIRED,
                  "what to compare with"))),
-    Component("faithfulness", "metric", "metric recovered by the circuit alone",
+    Component("faithfulness", "metric", "metric recovered by the circuit alone (patching every "
+              "edge outside it): `.paper_percent`, `.normalized`, `.baseline`, `.circuit`",
               (P("circuit", T.Kind("circuit"), REQUIRED, "the circuit"),)),
     # search ------------------------------------------------------------------------------------
     Component("tpe", "sampler", "Optuna TPE sampler", _SAMPLER),

@@ -15,7 +15,8 @@ from specc.diagnostics import SpeccError
 
 RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match", "trainable_params",
                    "total_params")
-CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard")  # computed by the trainer's CircuitWatch
+# Computed by the trainer's CircuitWatch on the circuit measured at the evaluation's step.
+CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard", "faithfulness")
 
 
 def metric_key(cfg: dict[str, Any]) -> str:

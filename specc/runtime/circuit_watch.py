@@ -1,5 +1,6 @@
 """Circuits along training: the base model's circuit, `checkpoints every N steps { measure
-circuit }`, and the node_jaccard / edge_jaccard metrics against the base circuit."""
+circuit }`, the node_jaccard / edge_jaccard metrics against the base circuit, and the circuit's
+faithfulness."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class CircuitWatch:
         self.trainer, self.base, self.every = trainer, base, every
         self.wants_metrics = wants_metrics
         self.current: tuple[int, Any] | None = None
+        self.info: dict[str, Any] = {}
 
     @classmethod
     def create(cls, trainer: Trainer, model: Any) -> CircuitWatch | None:
@@ -62,6 +64,7 @@ class CircuitWatch:
                      node_jaccard=node_jaccard(circuit, self.base),
                      edge_jaccard=edge_jaccard(circuit, self.base), **info)
         self.current = (step, circuit)
+        self.info = info
         return circuit
 
     def on_step(self, step: int) -> None:
@@ -78,4 +81,7 @@ class CircuitWatch:
                 out["node_jaccard"] = node_jaccard(circuit, self.base)
             elif m["component"] == "edge_jaccard":
                 out["edge_jaccard"] = edge_jaccard(circuit, self.base)
+            elif m["component"] == "faithfulness":  # patching every edge outside the circuit
+                for k, v in self.info["faithfulness"].items():
+                    out[f"faithfulness.{k}"] = float(v)
         return out
