@@ -1,5 +1,6 @@
 """Every unsupported form, one diagnostic each."""
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 from specc.api import Range, component
 
