@@ -21,7 +21,7 @@ MESSAGES: Final[dict[str, str]] = {
     "source-too-large": "{path} is {size:,} bytes; a spec may be at most {limit:,}",
     "source-not-utf8": "this file is not UTF-8 text: byte {byte} does not decode",
     "nesting-too-deep": "expressions are nested more than {limit} deep",
-    "number-too-large": "{what} is too large (the limit is {limit})",
+    "number-too-large": "{what} is too {how} (the limit is {limit})",
     # components written in Python (import python, the specc.components entry point)
     "component-signature": "{message}",
     "component-collision": '"{name}" is defined by {providers}',

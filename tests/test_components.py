@@ -33,7 +33,8 @@ _WORDS = st.lists(st.from_regex(r"[a-z][a-z_]{0,6}", fullmatch=True), min_size=1
 def _annotation(draw: st.DrawFn, depth: int = 0) -> tuple[str, T.Type, st.SearchStrategy]:
     """(source, the catalogue type, a strategy of literal defaults as Python source)."""
     prims = [("int", T.INT, st.integers(-1000, 1000).map(repr)),
-             ("float", T.FLOAT, st.floats(-1e6, 1e6, allow_nan=False).map(repr)),
+             ("float", T.FLOAT, st.floats(-1e6, 1e6, allow_nan=False).filter(
+                 lambda x: x == 0 or abs(x) >= 1e-300).map(repr)),
              ("str", T.STR, st.text("abc xyz", max_size=5).map(repr)),
              ("bool", T.BOOL, st.booleans().map(repr))]
     choice = draw(st.integers(0, 7 if depth < 2 else 4))

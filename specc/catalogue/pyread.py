@@ -367,6 +367,9 @@ def _exp_text(value: Any, node: ast.AST, t: T.Type) -> str:
         case bool():
             return "true" if value else "false"
         case int() | float():
+            if value and not 1e-300 <= abs(value) <= 1e300:
+                raise _Bad(node, f"the default {value!r} is beyond what a spec can write "
+                                 "(1e-300 to 1e300 in magnitude, or 0)")
             return repr(value)
         case str():
             if value in _enum_words(t) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):

@@ -197,7 +197,7 @@ class ExprLowering:
             except OverflowError:
                 result = math.inf
             if not _in_range(result):
-                self.out.error("number-too-large", e.span, what="the result",
+                self.out.error("number-too-large", e.span, what="the result", how="large",
                                limit=f"1e{MAX_EXPONENT} in magnitude")
                 return _poison(e.span)
             if isinstance(result, float) and result.is_integer() and e.op == "/" \

@@ -148,8 +148,12 @@ class _Builder:
                     value, percent = number_value(str(kids[0]))
                 except ValueError:
                     what = f"number {_short(str(kids[0]))}"
-                    self.diags.append(dg.make("number-too-large", sp, what=what,
-                                              limit=f"1e{MAX_EXPONENT} in magnitude"))
+                    tiny = "e-" in str(kids[0]).lower()
+                    self.diags.append(dg.make(
+                        "number-too-large", sp, what=what, how="small" if tiny else "large",
+                        limit=f"1e{MAX_EXPONENT} in magnitude" if not tiny else
+                        f"1e-{MAX_EXPONENT} in magnitude for a nonzero number",
+                        help="write 0 for a value this small" if tiny else None))
                     value, percent = 0, False
                 return S.Number(value=value, text=str(kids[0]), percent=percent, span=sp)
             case "string":
