@@ -52,9 +52,23 @@ class _Bad(Exception):
         self.node, self.message = node, message
 
 
+_MEMO: dict[tuple[str, str, Origin], Read] = {}  # (shown, sha256, origin) -> Read
+_MEMO_SIZE = 64
+
+
 def read_text(text: str, shown: str, origin: Origin) -> Read:
-    """The components a component file's source defines, and its diagnostics."""
+    """The components a component file's source defines, and its diagnostics (remembered by
+    content within a process: a spec's dependencies are compiled again while pinning)."""
     sha = hashlib.sha256(text.encode()).hexdigest()
+    key = (shown, sha, origin)
+    if key not in _MEMO:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = _read_text(text, shown, origin, sha)
+    return _MEMO[key]
+
+
+def _read_text(text: str, shown: str, origin: Origin, sha: str) -> Read:
     origin = attrs.evolve(origin, path=shown, sha256=origin.sha256 or sha)
     try:
         tree = ast.parse(text, filename=shown)
@@ -271,8 +285,8 @@ def _range(call: ast.Call) -> dict[str, Any]:
         if key not in keys:
             raise _Bad(call, f'Range has no option "{key}"\noptions: {", ".join(keys)}')
         try:
-            v = ast.literal_eval(value)
-        except ValueError:
+            v = _literal(value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             raise _Bad(value, f"Range({key}=...) must be a literal") from None
         if key.endswith("_open"):
             if not isinstance(v, bool):
@@ -338,10 +352,20 @@ def _union(parts: Iterable[ast.AST], names: _Names, node: ast.AST) -> T.Type:
     return T.Optional_(inner) if optional else inner
 
 
+def _literal(node: ast.AST) -> Any:
+    """``ast.literal_eval``, with the common cases (a constant, a negated one) done directly."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(
+            node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
+        return -node.operand.value
+    return ast.literal_eval(node)
+
+
 def _default(node: ast.expr, t: T.Type) -> str:
     """A Python literal default as .exp source text."""
     try:
-        value = ast.literal_eval(node)
+        value = _literal(node)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         raise _Bad(node, f"the default `{ast.unparse(node)}` is not a literal\n"
                          "defaults are literals (numbers, strings, True/False, None, lists, "
