@@ -39,10 +39,10 @@ SPEC = """experiment bench {
 def child(tree: Path, steps: int, warmup: int) -> None:
     sys.path[:0] = [str(tree), str(tree / "backends")]
     import torch
+    from specc_torch import BACKEND_CPU
 
     import specc
     from specc.runtime.loop import Trainer
-    from specc_torch import BACKEND_CPU
 
     assert Path(specc.__file__).resolve().is_relative_to(tree.resolve()), specc.__file__
     torch.set_num_threads(max(1, torch.get_num_threads()))
