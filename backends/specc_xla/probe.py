@@ -79,11 +79,10 @@ def probe(spec: Path, backend_name: str, profile: str | None, steps: int,
                     assert trainer.resume() and trainer.step == step
                     trainer.feed = rt.feed(trainer._batch, step)
                 t0 = time.perf_counter()
-                window, n_labels = trainer.train_step(step)
+                _, n_labels = trainer.train_step(step)
                 trainer.step += 1
-                losses.append(rt.read(window) / max(n_labels, 1))
+                losses.append(trainer.read_train_loss(n_labels))
                 times.append(time.perf_counter() - t0)
-                trainer.window = None
             after_steps = _metrics(on_xla)
             t0 = time.perf_counter()
             first_eval = trainer.evaluate()

@@ -47,13 +47,6 @@ def _rows(batch: dict[str, Any]) -> int:
                      "(docs/components.md: the data contract)", None)
 
 
-def _zeros2(zero: Any) -> Any:
-    """A (summed loss, summed weight) window on the device of ``zero``."""
-    import torch
-
-    return torch.stack([zero, zero]).float()
-
-
 def _flatten(key: str, value: Any) -> dict[str, Any]:
     """A metric's value as row entries: a number as ``key``, a dict as ``key.name`` (recursively),
     a vector (list, tuple, 1-d tensor) as a list of numbers."""
@@ -496,7 +489,9 @@ class Trainer:
         # gradients are divided by the all-reduced summed weight after the micro-batches.
         scale = self.rt.world / max(n_labels, 1) if n_labels is not None else None
         if self.window is None:
-            self.window = self.rt.zero() if not self.generic else _zeros2(self.rt.zero())
+            # (summed loss, summed weight) for objectives whose weight the host does not know
+            self.window = self.rt.zero() if not self.generic else (self.rt.zero(),
+                                                                   self.rt.zero())
         self._at = step
         self.window = self._compiled_step(batch, scale, self.window)
         return self.window, n_labels if n_labels is not None else batch["n_input"]
@@ -540,7 +535,7 @@ class Trainer:
         if grads:
             torch._foreach_mul_(grads, rt.world / total.clamp_min(1e-12))
         self._optimizer_step()
-        return window + torch.stack([loss_sum.float(), weight_t])
+        return window[0] + loss_sum.float(), window[1] + weight_t
 
     def _optimizer_step(self) -> None:
         import torch
@@ -729,13 +724,13 @@ class Trainer:
     def read_train_loss(self, labels: int) -> float:
         """The mean token loss since the last read: one host read; a non-finite loss stops the
         run (``RunStopped("failed")``)."""
-        summed = self.rt.all_sum(self.window)
-        self.window = None
+        window, self.window = self.window, None
         if self.generic:  # (summed loss, summed weight)
-            total, weight = self.rt.read(summed[0]), self.rt.read(summed[1])
+            total = self.rt.read(self.rt.all_sum(window[0]))
+            weight = self.rt.read(self.rt.all_sum(window[1]))
             loss = total / weight if weight > 0 else float("nan")
         else:
-            loss = self.rt.read(summed) / max(labels, 1)
+            loss = self.rt.read(self.rt.all_sum(window)) / max(labels, 1)
         if not math.isfinite(loss):
             raise RunStopped("failed", f"the training loss became {loss} at step {self.step}; "
                              "lower the learning rate or clip gradients")

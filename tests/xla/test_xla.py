@@ -33,8 +33,9 @@ def _env() -> dict[str, str]:
 
 
 @functools.cache
-def probe(backend: str, profile: str | None, resume_at: int | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "specc_xla.probe", str(SPEC), "--backend", backend,
+def probe(backend: str, profile: str | None, resume_at: int | None = None,
+          spec: Path = SPEC) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "specc_xla.probe", str(spec), "--backend", backend,
            "--steps", str(STEPS), "--warmup", str(WARMUP)]
     if profile:
         cmd += ["--profile", profile]
@@ -67,6 +68,18 @@ def test_quickstart_runs_on_xla(tmp_path: Path) -> None:
     assert rows[-1]["step"] == 20 and 0 < rows[-1]["loss"] < 6
     # the final model is saved from the host, in Hugging Face format, and loads on the CPU
     assert (run / "final" / "model" / "config.json").exists()
+
+
+def test_plugin_classifier_matches_the_cpu_backend() -> None:
+    """A model, data and metrics written with specc.api (examples/plugin) run in the same
+    generic loop on PJRT CPU devices as on the CPU backend, to the same losses."""
+    spec = ROOT / "examples" / "plugin" / "classifier.exp"
+    xla, cpu = probe("xla", "smoke", spec=spec), probe("cpu", "smoke", spec=spec)
+    assert max_rel(xla["losses"], cpu["losses"]) <= 1e-3
+    assert xla["losses"][-1] < xla["losses"][0]
+    assert {"loss", "accuracy", "confidence", "per_class_accuracy.0"} <= cpu["eval"].keys()
+    for key, value in cpu["eval"].items():
+        assert xla["eval"][key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
 
 
 @pytest.mark.parametrize("profile", [None, "accumulate", "buckets", "lora"])
