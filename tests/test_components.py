@@ -468,9 +468,9 @@ def test_every_builtin_metric_is_computed_at_run_time() -> None:
     """A metric that passes check is never refused at run time (faithfulness once was): the
     language-model and circuit metrics are the loop's, the others are specc.api builders."""
     from specc.catalogue.components import builtin_registry
+    from specc.catalogue.pyread import is_api_component
     from specc.components import generic
     from specc.components import metrics as M
-    from specc.runtime.plugins import is_api_component
 
     metrics = builtin_registry().of_kind("metric")
     assert {"faithfulness", "accuracy", "loss"} <= {m.name for m in metrics}

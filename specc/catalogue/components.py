@@ -387,6 +387,15 @@ CATALOGUE: Final[tuple[Component, ...]] = (
 
 BACKENDS: Final = ("cpu", "cuda", "xla", "auto")
 
+# Note [Default objective]: an experiment without `objective = ...` trains with the objective its
+# model's capabilities imply; `next_token` for causal LMs reproduces the language-model loop.
+DEFAULT_OBJECTIVES: Final = (("causal_lm", "next_token"), ("classifier", "cross_entropy"),
+                             ("regressor", "mse"))
+
+
+def default_objective(provides: tuple[str, ...]) -> str | None:
+    return next((obj for cap, obj in DEFAULT_OBJECTIVES if cap in provides), None)
+
 # The hand-written entries above are the built-ins that predate `specc.api`; components written
 # with `@component` (the built-in objectives and generic metrics in `specc.components.generic`,
 # component files imported with `import python`, installed plug-ins) are read from their

@@ -539,3 +539,15 @@ def plugin_reads() -> list[tuple[EntryPoint, Path | None, Read | None]]:
             continue
         out.append((ep, path, read))
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def generic_names() -> frozenset[str]:
+    """specc's own ``@component`` builders (read from source, not imported)."""
+    return frozenset(c.name for c in builtin_components())
+
+
+def is_api_component(cfg: Any) -> bool:
+    """Whether a component's run configuration is built by a ``specc.api`` builder (a
+    component file's, a plug-in's or specc's own generic ones)."""
+    return isinstance(cfg, dict) and ("python" in cfg or cfg.get("component") in generic_names())

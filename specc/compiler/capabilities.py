@@ -12,17 +12,10 @@ import itertools
 
 from specc import diagnostics as dg
 from specc.catalogue import components as C
+from specc.catalogue.components import default_objective
 from specc.compiler import ir
 
-# Note [Default objective]: an experiment without `objective = ...` trains with the objective its
-# model's capabilities imply; `next_token` for causal LMs reproduces the language-model loop.
-DEFAULT_OBJECTIVES = (("causal_lm", "next_token"), ("classifier", "cross_entropy"),
-                      ("regressor", "mse"))
 _MAX_COMBINATIONS = 256
-
-
-def default_objective(provides: tuple[str, ...]) -> str | None:
-    return next((obj for cap, obj in DEFAULT_OBJECTIVES if cap in provides), None)
 
 
 def check_capabilities(program: ir.Program, out: dg.Collector) -> None:

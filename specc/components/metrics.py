@@ -31,7 +31,7 @@ def split_of(cfg: dict[str, Any]) -> str | None:
 
 
 def check_supported(metrics: list[dict[str, Any]]) -> None:
-    from specc.runtime.plugins import is_api_component
+    from specc.catalogue.pyread import is_api_component
 
     for m in metrics:
         if m["component"] not in RUNTIME_METRICS + CIRCUIT_METRICS and not is_api_component(m):

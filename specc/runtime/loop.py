@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from specc.api import BuildContext
-from specc.compiler.capabilities import default_objective
+from specc.catalogue.components import default_objective
+from specc.catalogue.pyread import is_api_component
 from specc.components import data as D
 from specc.components import metrics as M
 from specc.components import models, optim, policies
@@ -95,7 +96,7 @@ class Trainer:
         self.allow_python = allow_python
         self.base, self.store_root = base_dir, store_root
         self.saved = self._saved_component(config.get("model"))
-        self.generic = plugins.is_api_component(config.get("model")) or self.saved is not None
+        self.generic = is_api_component(config.get("model")) or self.saved is not None
         self.unit = "items" if self.generic else "tokens"
         self.circuits: CircuitWatch | None = None
         self.path = run_path
@@ -147,7 +148,7 @@ class Trainer:
         data_cfg, model_cfg = self.cfg["data"], self.cfg["model"]
         span = self.spans.get("data")
         with stage(f"data {data_cfg.get('name', '')}", span):
-            if not plugins.is_api_component(data_cfg):
+            if not is_api_component(data_cfg):
                 raise StageError(f"model {model_cfg.get('component')} is not a language model, "
                                  f"and data {data_cfg.get('component')} feeds token sequences "
                                  "to one; use data written with specc.api", span)
@@ -228,7 +229,7 @@ class Trainer:
         ctx = self._ctx(int(self.cfg.get("seed", 0)))
         ctx.model = self.model_raw
         for m in self.cfg.get("metrics") or []:
-            if plugins.is_api_component(m):
+            if is_api_component(m):
                 span = self.spans.get("metrics")
                 with stage(f"metric {m.get('component')}", span):
                     self.metric_fns[M.metric_key(m)] = plugins.build(
@@ -577,7 +578,7 @@ class Trainer:
         import torch
 
         batch = max(int(self.train["batch"]), 32)
-        builtin = [m for m in metrics if not plugins.is_api_component(m)]
+        builtin = [m for m in metrics if not is_api_component(m)]
         if not self.generic:
             out: dict[str, Any] = M.evaluate(
                 self.model_raw, self.data, builtin, batch=batch, forward=self._eval_forward,

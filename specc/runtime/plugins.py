@@ -9,7 +9,6 @@ hash, and a run never imports a file whose content differs from the one that was
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib
 import importlib.util
@@ -31,19 +30,6 @@ _NOT_ARGS = ("component", "name", "python")
 
 class PythonRefused(StageError):
     """``specc run --no-python`` met a component that needs importing user code."""
-
-
-@functools.lru_cache(maxsize=1)
-def generic_names() -> frozenset[str]:
-    """specc's own ``@component`` builders (read from source, not imported)."""
-    from specc.catalogue.pyread import builtin_components
-
-    return frozenset(c.name for c in builtin_components())
-
-
-def is_api_component(cfg: Any) -> bool:
-    """Whether a component's configuration is built by a ``specc.api`` builder."""
-    return isinstance(cfg, dict) and ("python" in cfg or cfg.get("component") in generic_names())
 
 
 def provides(cfg: dict[str, Any], base: Path, allow_python: bool = True) -> tuple[str, ...]:
