@@ -98,6 +98,41 @@ class Orchestrator:
         self.loaded = loaded
 
     def run_experiment(self, ep: ExperimentPlan) -> int:
+        code = self._run_experiment(ep)
+        if ep.experiment.analysis is not None and code != EXIT_INTERRUPTED \
+                and not self.runner.opts.shard:
+            code = max(code, self.run_analysis(ep))
+        return code
+
+    def run_analysis(self, ep: ExperimentPlan) -> int:
+        """The experiment's `analysis` over its finished runs of the current plan: printed,
+        stored as runs/<experiment>/analysis.json, and a failed check is an error at its line
+        (exit 1)."""
+        from specc.report.analysis import evaluate, runs_of, write
+
+        exp = ep.experiment
+        assert exp.analysis is not None
+        names = [r.hash for r in ep.runs()] if ep.strategy != "optuna" else \
+            [p.name for p in finished_runs(self.runner.root, exp.name)]
+        runs = runs_of(self.runner.root, exp.name, names)
+        outcome = evaluate(exp.analysis, runs)
+        path = write(self.runner.root, exp.name, outcome, self.runner.plan_hash or "")
+        self.runner.say(f"analysis of {exp.name} over {len(runs)} finished "
+                        f"run{'s' if len(runs) != 1 else ''} ({path}):")
+        for name, value in outcome.values.items():
+            if not isinstance(value, dict) or set(value) <= {"slope", "intercept", "r2", "n"}:
+                self.runner.say(f"  {name} = {_short_value(value)}")
+        code = EXIT_OK
+        for check in outcome.checks:
+            if check.passed:
+                self.runner.say(f"  check {check.text}: passed")
+            else:
+                self.runner.error(f"analysis check failed: {check.text} ({check.detail})",
+                                  check.span, code="check-failed")
+                code = EXIT_FAILED
+        return code
+
+    def _run_experiment(self, ep: ExperimentPlan) -> int:
         exp = ep.experiment
         if ep.strategy == "optuna":
             return self.run_search(exp)
@@ -299,3 +334,9 @@ def _probe_run(exp: ir.Experiment) -> Run:
 
     config = _Template(exp).resolve({})
     return Run(experiment=exp.name, index=0, bindings={}, config=config, hash="")
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_short_value(x)}" for k, x in v.items())
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -31,11 +31,13 @@ _PROGRAM: contextvars.ContextVar[ir.Program | None] = contextvars.ContextVar(
     "specc_capabilities_program", default=None)
 
 
-def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
-                depth: int = 0) -> list[tuple[C.Component, ir.Comp]]:
-    """The components a field may be across the runs: one, or one per swept value."""
+def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str, depth: int = 0,
+                binding: dict[str, ir.Value] | None = None) -> list[tuple[C.Component, ir.Comp]]:
+    """The components a field is in a run (``binding``: the run's values of the sweep axes it
+    uses; an axis not bound stands for all its values)."""
     if v is None or depth > 20:
         return []
+    binding = binding or {}
     match v:
         case ir.Comp(name="checkpoint", kind="model", args=args):
             # A checkpoint provides what the model of the experiment that trained it provides.
@@ -45,7 +47,7 @@ def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
                 ref, ir.Ref) else None
             if dep is not None:
                 field = _field(dep, "model")
-                found = _candidates(dep, field.value, path, depth + 1) if field else []
+                found = _candidates(dep, field.value, path, depth + 1, {}) if field else []
                 return [(c, v) for c, _ in found]
             comp = C.lookup("checkpoint", "model")
             return [(comp, v)] if comp is not None else []
@@ -54,14 +56,35 @@ def _candidates(exp: ir.Experiment, v: ir.Value | None, path: str,
             return [(comp, v)] if comp is not None else []
         case ir.Ref(name=name):
             decl = next((d for d in exp.decls if d.name == name), None)
-            return _candidates(exp, decl.value, path, depth + 1) if decl is not None else []
+            return _candidates(exp, decl.value, path, depth + 1, binding) \
+                if decl is not None else []
+        case ir.Var(name=name) if name in binding:
+            return _candidates(exp, binding[name], path, depth + 1, binding)
         case ir.Var(name=name):
             axis = next((a for a in (exp.sweep.axes if exp.sweep else ()) if a.path == name),
                         None)
             if axis is None or isinstance(axis.values, ir.ConstRange):
                 return []
-            return [c for item in axis.values for c in _candidates(exp, item, path, depth + 1)]
+            return [c for item in axis.values
+                    for c in _candidates(exp, item, path, depth + 1, binding)]
     return []
+
+
+def _bindings(exp: ir.Experiment) -> list[dict[str, ir.Value]]:
+    """The runs' values of the component-valued axes (zip groups advance together), at most
+    _MAX_COMBINATIONS of them; [{}] without such axes."""
+    axes = [a for a in (exp.sweep.axes if exp.sweep else ())
+            if not isinstance(a.values, ir.ConstRange)
+            and any(isinstance(x, ir.Comp | ir.Ref) for x in a.values)]
+    groups: dict[object, list[ir.Axis]] = {}
+    for a in axes:
+        groups.setdefault(a.zip_group if a.zip_group is not None else id(a), []).append(a)
+    choices = [range(min(len(a.values) for a in g)) for g in groups.values()]
+    out = []
+    for combo in itertools.islice(itertools.product(*choices), _MAX_COMBINATIONS):
+        out.append({a.path: a.values[i] for g, i in zip(groups.values(), combo, strict=True)
+                    for a in g})
+    return out or [{}]
 
 
 def _field(exp: ir.Experiment, path: str) -> ir.Field | None:
@@ -69,19 +92,26 @@ def _field(exp: ir.Experiment, path: str) -> ir.Field | None:
 
 
 def _check(exp: ir.Experiment, out: dg.Collector) -> None:
+    for binding in _bindings(exp):
+        _check_run(exp, out, binding)
+
+
+def _check_run(exp: ir.Experiment, out: dg.Collector, binding: dict[str, ir.Value]) -> None:
     model_f, data_f = _field(exp, "model"), _field(exp, "data")
     if model_f is None:
         return
-    models = _candidates(exp, model_f.value, "model")
+    models = _candidates(exp, model_f.value, "model", 0, binding)
     if not models:  # the model is already an error (or not known at compile time)
         return
-    datas = _candidates(exp, data_f.value, "data") if data_f is not None else []
+    datas = _candidates(exp, data_f.value, "data", 0, binding) if data_f is not None else []
     obj_f = _field(exp, "objective")
-    objectives = _candidates(exp, obj_f.value, "objective") if obj_f is not None else []
+    objectives = (_candidates(exp, obj_f.value, "objective", 0, binding)
+                  if obj_f is not None else [])
     metrics_f = _field(exp, "metrics")
     metric_items = metrics_f.value.items if metrics_f is not None and isinstance(
         metrics_f.value, ir.ListV) else ()
-    metrics = [c for item in metric_items for c in _candidates(exp, item, "metrics")]
+    metrics = [c for item in metric_items
+               for c in _candidates(exp, item, "metrics", 0, binding)]
     combos = itertools.islice(itertools.product(models, datas or [None]),
                               _MAX_COMBINATIONS)
     for model, data in combos:

@@ -279,6 +279,23 @@ class Search:
 
 
 @attrs.frozen(kw_only=True)
+class AnalysisStep:
+    """`name = value` (a value over the runs) or, with no name, a `check`."""
+
+    name: str
+    value: Value
+    text: str = attrs.field(eq=False, default="")
+    span: Span = _span()
+
+
+@attrs.frozen(kw_only=True)
+class Analysis:
+    """`analysis { ... }`: statistics over the finished runs (Note [Analysis encoding])."""
+
+    steps: tuple[AnalysisStep, ...] = _tuple()
+
+
+@attrs.frozen(kw_only=True)
 class Experiment:
     name: str
     file: str = attrs.field(eq=False)  # where it is written is not part of its meaning
@@ -288,6 +305,7 @@ class Experiment:
     checkpoints: tuple[Checkpoints, ...] = _tuple()
     sweep: Sweep | None = None
     search: Search | None = None
+    analysis: Analysis | None = None
     profile: str | None = None
     extends: str | None = None
     params: int | None = None  # parameters of the model trained, when known at compile time
@@ -318,7 +336,7 @@ _CLASSES: dict[str, type] = {
     c.__name__: c
     for c in (Const, ListV, TupleV, RangeV, ConstRange, ArgV, Comp, Ref, MemberV, Var, Searched,
               Op, Directed, Origin, Field, Declaration, CheckResult, Checkpoints, Axis, Sweep,
-              Param, Search, Experiment, Program, Span)
+              Param, Search, AnalysisStep, Analysis, Experiment, Program, Span)
 }
 
 

@@ -253,6 +253,7 @@ class _Assembly:
         self.checkpoints: list[ir.Checkpoints] = []
         self.sweep: ir.Sweep | None = None
         self.search: ir.Search | None = None
+        self.analysis_stmts: list[S.Stmt] = []
         self.inherited_block = False
 
     def origin_of(self, s: S.Stmt) -> ir.Origin:
@@ -275,13 +276,24 @@ class _Assembly:
         lw._bind_searched(self.fields, sweep, search)
         lw._check_unused_variables(list(self.decls.values()), list(self.fields.values()), sweep,
                                    search, self.checks, self.checkpoints)
+        analysis = self.lower_analysis() if self.analysis_stmts else None
         return ir.Experiment(
             name=exp.name, file=self.file, decls=tuple(self.decls.values()),
             fields=tuple(sorted(self.fields.values(), key=lambda f: f.path)), checks=self.checks,
-            checkpoints=self.checkpoints, sweep=sweep, search=search,
+            checkpoints=self.checkpoints, sweep=sweep, search=search, analysis=analysis,
             profile=lw.profile if self.profiled else None, extends=exp.extends,
             params=P.model_params(scope.model) if scope.model is not None else None,
             shape=scope.model, span=exp.span)
+
+    def lower_analysis(self) -> ir.Analysis:
+        """The analysis block against this experiment's metrics and sweep variables."""
+        from specc.compiler.lower_analysis import AnalysisLowering, metric_names
+
+        metrics = self.fields.get("metrics")
+        decls = {n: d.value for n, d in self.decls.items()}
+        names = metric_names(metrics.value if metrics is not None else None, decls)
+        axes = {**{v: v for v in self.scope.vars}, **self.scope.swept}  # name -> binding key
+        return AnalysisLowering(self.out, names, axes).block(self.analysis_stmts)
 
     def variables(self) -> None:
         """Sweep axes and search parameters first: they are visible everywhere."""
@@ -379,8 +391,10 @@ class _Assembly:
                                        message="a train block holds only `name = value`")
             case S.Block() if (s.kind, s.variant) in _SWEEP_BLOCKS:
                 self.sweep_block(s)
+            case S.Block(kind="analysis", variant=None):
+                self.analysis_stmts.extend(s.body)
             case S.Block():
-                blocks = ["train", "sweep grid", "sweep cbs", "search optuna"]
+                blocks = ["train", "sweep grid", "sweep cbs", "search optuna", "analysis"]
                 head = s.kind + (f" {s.variant}" if s.variant else "")
                 self.out.error("unknown-block", s.head_span, name=head,
                                help=dg.did_you_mean(head, blocks)
