@@ -12,7 +12,7 @@ import pytest
 import specc
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = sorted([*ROOT.glob("specs/*.exp"), *ROOT.glob("examples/**/*.exp")])
+SHIPPED = sorted([*ROOT.glob("specs/**/*.exp"), *ROOT.glob("examples/**/*.exp")])
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

@@ -96,7 +96,7 @@ class AnalysisLowering:
         return ir.Analysis(steps=tuple(steps))
 
     # ------------------------------------------------------------------ expressions
-    def expr(self, e: S.Expr) -> Typed:  # noqa: C901 - one case per expression kind
+    def expr(self, e: S.Expr) -> Typed:
         match e:
             case S.Number(value=v):
                 return Typed(ir.Const(value=v, span=e.span), "scalar")
@@ -146,10 +146,10 @@ class AnalysisLowering:
         if name in self.values:
             t = self.values[name]
             return _BAD if t == "bad" else Typed(ir.Var(name=f"value:{name}", span=sp), t)
+        if name in self.axes:  # before the metrics: a swept `lr` is the axis, not the row's lr
+            return Typed(ir.Var(name=f"axis:{self.axes[name]}", span=sp), "column")
         if name in self.metrics:
             return Typed(ir.Var(name=f"metric:{self.metrics[name]}", span=sp), "series")
-        if name in self.axes:
-            return Typed(ir.Var(name=f"axis:{self.axes[name]}", span=sp), "column")
         return Typed(ir.Const(value=name, span=sp), "word")  # checked where it is used
 
     def _word_error(self, t: Typed) -> Typed:
@@ -243,8 +243,8 @@ class AnalysisLowering:
                 if t.type == "word":
                     return self._word_error(t)
                 if t.type != "rows":
-                    return self._mismatch(ex, "a comparison per run (n_snr2 == 0.25)",
-                                          t.type)
+                    example = f"{next(iter(self.axes))} == ..." if self.axes else "x == 1"
+                    return self._mismatch(ex, f"a comparison per run ({example})", t.type)
                 args.append(ir.Op(op="kw:when", args=[t.value], span=ex.span))
             else:
                 if t.type == "word":

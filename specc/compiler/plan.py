@@ -515,7 +515,8 @@ def _cost(plan: ExperimentPlan) -> Cost:
     pretrained model). FLOPs are None when a run's model shape is unknown, never 0."""
     exp = plan.experiment
     cost = _cost_of(plan)
-    model = resolve_config(exp, plan.program, {}).get("model") if exp.sweep is None else None
+    first = next(iter(_runs(plan)), None)
+    model = first.config.get("model") if first is not None else None
     if isinstance(model, dict) and "python" in model:
         return attrs.evolve(cost, unit="items")
     return cost

@@ -74,7 +74,7 @@ class Evaluator:
         self.values: dict[str, Any] = {}
 
     # a column is a list with one entry per run (None where the run lacks it)
-    def eval(self, v: ir.Value) -> Any:  # noqa: C901 - one case per node
+    def eval(self, v: ir.Value) -> Any:
         match v:
             case ir.Const(value=x):
                 return x
@@ -175,9 +175,7 @@ def _binary(op: str, a: Any, b: Any) -> Any:
         bv = b if isinstance(b, list) else [b] * n
         out = []
         for x, y in zip(av, bv, strict=True):
-            if op in ("==", "!="):
-                out.append(f(x, y))
-            elif op in ("and", "or"):
+            if op in ("==", "!=") or op in ("and", "or"):
                 out.append(f(x, y))
             else:
                 out.append(None if x is None or y is None else f(x, y))

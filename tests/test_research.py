@@ -1,0 +1,154 @@
+"""Research as specs: S7 (feature learning in diffusion vs classification) asserts the paper's
+claim at tiny scale through its `analysis` checks; the analysis statistics equal scipy's."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from specc.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+S7 = ROOT / "specs" / "feature_learning" / "feature_learning.exp"
+
+
+def _s7_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("s7_components", S7.with_suffix(".py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_s7_claims_hold_at_both_ends(tmp_path: Path) -> None:
+    """The classifier memorises noise at n*SNR^2 = 0.25 and learns the signal at 20 (the phase
+    transition); the denoiser's signal and noise alignments are both >= 0.1 at both ends."""
+    root = tmp_path / "runs"
+    assert main(["run", str(S7), "--experiment", "feature_learning_ends", "--root", str(root),
+                 "--quiet"]) == 0
+    result = json.loads((root / "feature_learning_ends" / "analysis.json").read_text())
+    assert result["runs"] == 4 and len(result["checks"]) == 6
+    assert all(c["passed"] for c in result["checks"]), result["checks"]
+    signal, noise = result["values"]["signal"], result["values"]["noise"]
+    assert set(signal) == set(noise) and len(signal) == 4
+
+
+def test_weight_probes_equal_their_closed_form() -> None:
+    """Hand-set filters: the probes are max_r <w_r, mu_j>/|mu_j| averaged over classes, and the
+    mean over examples of max_r <w_r, xi_i>/|xi_i| with the example's class filters."""
+    import torch
+
+    fl = _s7_module()
+    data = fl.TwoPatches(6, 4, 2.0, 1.0, 3, seed=0)
+    norm = math.sqrt(6 * 2.0 / 4)
+    assert torch.allclose(data.mu.norm(dim=1), torch.tensor([norm, norm]))
+    assert float(data.xi[:, :2].abs().sum()) == 0.0  # orthogonal to the signal
+    net = fl.PatchNet(6, 2, "relu3", 0.01, tied=False)
+    with torch.no_grad():
+        net.w.zero_()
+        net.w[1, 0, 0] = 3.0  # class +1 filter 0 along e_1 (mu_{+1})
+        net.w[0, 1, 1] = 0.5  # class -1 filter 1 along e_2 (mu_{-1})
+        net.w[0, 0, 2] = 1.0  # a class -1 filter on noise coordinate 2
+    with torch.no_grad():
+        assert fl.signal_probe(net, data) == pytest.approx((3.0 + 0.5) / 2)
+        expected = []
+        for i in range(4):
+            xi, y = data.xi[i], int(data.y_train[i])
+            w = net.w[y]
+            expected.append(float((w @ xi).max() / xi.norm()))
+        assert fl.noise_probe(net, data) == pytest.approx(sum(expected) / 4)
+    tied = fl.PatchNet(6, 2, "square", 0.01, tied=True)
+    with torch.no_grad():
+        tied.w.zero_()
+        tied.w[0, 0, 0] = 2.0
+        tied.w[0, 1, 1] = 1.0
+        assert fl.signal_probe(tied, data) == pytest.approx((2.0 + 1.0) / 2)
+        x = data.x_train[:1]
+        out = tied(x)  # (1/m) sum_r act(<w_r, x^(p)>) w_r, per patch
+        manual = sum((float(x[0, 0] @ tied.w[0, r]) ** 2) * tied.w[0, r] for r in range(2)) / 2
+        assert torch.allclose(out[0, 0], manual)
+
+
+def _table_runs():  # type: ignore[no-untyped-def]
+    from specc.report.analysis import RunData
+
+    xs = [0.25, 0.75, 2.0, 6.75, 20.0, 0.25, 0.75, 2.0, 6.75, 20.0]
+    ys = [0.3, 0.2, 0.9, 0.7, 1.9, 0.4, 0.1, 0.8, 1.1, 1.5]
+    objs = ["a"] * 5 + ["b"] * 5
+    return xs, ys, [RunData(f"r{i}", {"x": x, "obj": {"component": o}},
+                            [{"step": 1, "m": y * 2}, {"step": 2, "m": y}])
+                    for i, (x, y, o) in enumerate(zip(xs, ys, objs, strict=True))]
+
+
+def test_analysis_statistics_equal_scipy() -> None:
+    import numpy as np
+    from scipy import stats
+
+    import specc
+
+    xs, ys, runs = _table_runs()
+    spec = """experiment e {
+  model m = gpt2(vocab = bytes)
+  metrics = [loss]
+  sweep grid { x in [0.25, 0.75, 2.0, 6.75, 20.0]; obj in [a, b] }
+  analysis {
+    f = linear_fit(x = x, y = final(loss))
+    s = spearman(x = x, y = loss)
+    k = kendall_tau(x = x, y = loss)
+    ka = kendall_tau(x = x, y = loss, when = obj == a)
+    avg = mean(loss, when = x >= 2.0)
+    mid = median(best(loss))
+    sd = std(loss)
+    n = count(when = obj == b)
+    check f.slope > 0
+  }
+}"""
+    result = specc.compile(spec.replace("[a, b]", '["a", "b"]'))
+    assert result.program is not None
+    analysis = result.program.experiments[0].analysis
+    assert analysis is not None and len(analysis.steps) == 9
+    from specc.report.analysis import evaluate
+
+    # the table's metric is called "m": rename the analysis's metric key to it
+    runs = [type(r)(r.name, r.bindings, [{k.replace("m", "loss"): v for k, v in row.items()}
+                                         for row in r.rows]) for r in runs]
+    out = evaluate(analysis, runs)
+    fit = stats.linregress(xs, ys)
+    assert out.values["f"]["slope"] == pytest.approx(fit.slope)
+    assert out.values["f"]["intercept"] == pytest.approx(fit.intercept)
+    assert out.values["f"]["r2"] == pytest.approx(fit.rvalue ** 2)
+    assert out.values["s"] == pytest.approx(stats.spearmanr(xs, ys).statistic)
+    assert out.values["k"] == pytest.approx(stats.kendalltau(xs, ys).statistic)
+    assert out.values["ka"] == pytest.approx(stats.kendalltau(xs[:5], ys[:5]).statistic)
+    assert out.values["avg"] == pytest.approx(np.mean([y for x, y in zip(xs, ys, strict=True)
+                                                       if x >= 2.0]))
+    assert out.values["mid"] == pytest.approx(np.median(ys))  # best of a loss: its minimum
+    assert out.values["sd"] == pytest.approx(np.std(ys, ddof=1))
+    assert out.values["n"] == 5.0
+    assert out.ok
+
+
+def test_a_failed_check_exits_1_at_its_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "specc.toml").write_text("")
+    spec = tmp_path / "a.exp"
+    spec.write_text("""experiment e {
+  model m = gpt2(layers = 1, heads = 2, width = 16, context = 16, vocab = numbers(0..199))
+  data t = arithmetic(max = 20, train = 64, test = 16)
+  train { steps = 2; batch = 8 }
+  sweep grid { seed in [0, 1] }
+  analysis {
+    worst = max(loss)
+    check worst < 0.001
+  }
+}
+""")
+    assert main(["run", str(spec), "--root", str(tmp_path / "runs"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "a.exp:8:5: error: analysis check failed: worst < 0.001" in err
+    assert "[check-failed]" in err and "is false" in err
+    saved = json.loads((tmp_path / "runs" / "e" / "analysis.json").read_text())
+    assert saved["runs"] == 2 and saved["checks"][0]["passed"] is False
