@@ -162,7 +162,8 @@ class AnalysisLowering:
                           f"{', '.join(self.axes) or 'none'}")
         return _BAD
 
-    def binop(self, e: S.Expr, op: str, a: Typed, b: Typed, ea: S.Expr, eb: S.Expr) -> Typed:
+    def binop(self, e: S.Expr, op: str, a: Typed, b: Typed,  # noqa: C901 - per operator
+              ea: S.Expr, eb: S.Expr) -> Typed:
         if "bad" in (a.type, b.type):
             return _BAD
         if op in ("and", "or"):

@@ -513,7 +513,6 @@ def _cost(plan: ExperimentPlan) -> Cost:
     """Runs, steps, tokens and FLOPs of an experiment, each run costed from its own model
     (a swept model, a top-level declaration, a checkpoint of another experiment, a local
     pretrained model). FLOPs are None when a run's model shape is unknown, never 0."""
-    exp = plan.experiment
     cost = _cost_of(plan)
     first = next(iter(_runs(plan)), None)
     model = first.config.get("model") if first is not None else None

@@ -37,6 +37,33 @@ def _spec_runs(root: Path, plan: dict[str, set[str] | None], every: bool) -> lis
             if (d / "manifest.json").exists() and (every or keep is None or d.name in keep)]
 
 
+def _analysis_section(exp: Any, root: Path, hashes: set[str] | None) -> tuple[str, list[str]]:
+    """The experiment's analysis, recomputed over whatever runs have finished."""
+    from specc.report.analysis import evaluate, runs_of
+    from specc.store.runs import finished_runs
+
+    names = sorted(hashes) if hashes is not None else [
+        p.name for p in finished_runs(root, exp.name)]
+    outcome = evaluate(exp.analysis, runs_of(root, exp.name, names))
+    lines = [f"analysis {exp.name} over {outcome.runs} finished run"
+             f"{'s' if outcome.runs != 1 else ''}:"]
+    for name, value in outcome.values.items():
+        if isinstance(value, dict) and not set(value) <= {"slope", "intercept", "r2", "n"}:
+            shown = f"one value per run ({len(value)}; analysis.json and the grid hold them)"
+        elif isinstance(value, dict):
+            shown = ", ".join(f"{k} {_num(v)}" for k, v in value.items())
+        else:
+            shown = _num(value)
+        lines.append(f"  {name} = {shown}")
+    for c in outcome.checks:
+        lines.append(f"  check {c.text}: {'passed' if c.passed else 'FAILED (' + c.detail + ')'}")
+    return "\n".join(lines), []
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
                     plan: dict[str, set[str] | None]) -> list[tuple[str, list[str]]]:
     """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results
@@ -58,6 +85,8 @@ def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
         if exp.field("circuit") is not None and not (
                 isinstance(exp.field("circuit"), ir.Const)):
             sections.append(sweeps.circuit_report(exp, root, out, hashes))
+        if exp.analysis is not None:
+            sections.append(_analysis_section(exp, root, hashes))
     cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"]
     scaling = sweeps.cbs_scaling(cbs, root, out)
     if scaling[0]:
