@@ -441,6 +441,34 @@ def test_checkpoint_of_a_user_model_rebuilds_it(tmp_path: Path) -> None:
     assert abs(tuned[0]["loss"] - trained) <= 1e-5 * trained  # a tiny lr: the same weights
 
 
+def test_evaluation_only_runs(tmp_path: Path) -> None:
+    """`train.steps = 0`: a random-weights baseline is evaluated once at step 0, nothing is
+    trained, and the model is stored (for a language model and for a specc.api one)."""
+    spec = _project(tmp_path, _BLOBS, """
+    import python "comps.py"
+    experiment base {
+      data d = blobs()
+      model m = lin()
+      metrics = [loss, accuracy]
+      train { steps = 0 }
+    }
+    experiment lm {
+      model g = gpt2(layers = 1, heads = 2, width = 16, context = 16, vocab = numbers(0..199))
+      data t = arithmetic(max = 20, train = 64, test = 16)
+      metrics = [loss, exact_match(t.test)]
+      train { steps = 0 }
+    }
+    """)
+    root = tmp_path / "runs"
+    assert _run(spec, root) == 0
+    for exp, unit in (("base", "items"), ("lm", "tokens")):
+        [row] = _rows(root, exp)
+        assert row["step"] == 0 and row[unit] == 0 and "train_loss" not in row
+        assert row["loss"] > 0
+        [run] = [p for p in (root / exp).iterdir() if p.is_dir()]
+        assert (run / "final" / "model").is_dir()
+
+
 # ----------------------------------------------------------------------------- regression gate
 def test_next_token_reproduces_the_quickstart_curve(tmp_path: Path) -> None:
     """`objective = next_token` (the default) is the language-model loop of before: the first 50

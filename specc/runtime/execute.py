@@ -238,9 +238,10 @@ class Runner:
             with Interrupt() as interrupt:
                 trainer.build()
                 resumed = trainer.resume()
-                self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: "
-                         f"{trainer.total} steps, {trainer.counts[0]:,} of {trainer.counts[1]:,} "
-                         f"parameters trained"
+                what = (f"{trainer.total} steps, {trainer.counts[0]:,} of "
+                        f"{trainer.counts[1]:,} parameters trained" if trainer.total
+                        else f"evaluation only, {trainer.counts[1]:,} parameters")
+                self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: {what}"
                          + (f"; resumed at step {trainer.step}" if resumed else ""))
                 last = trainer.run(interrupt)
                 trainer.save_final()

@@ -449,6 +449,7 @@ class Trainer:
 
     # ------------------------------------------------------------ the step
     feed: Any = None  # the runtime's feed: get(step) -> the batch on the device; close()
+    last_train_loss: float | None = None  # none before the first step (evaluation only)
     window: Any = None  # the summed token loss since the last log, on the device
 
     def _batch(self, step: int) -> dict[str, Any]:
@@ -666,6 +667,8 @@ class Trainer:
     # ------------------------------------------------------------ the loop
     def run(self, interrupt: Interrupt) -> dict[str, Any]:
         """Train to the budget; returns the last evaluation's row."""
+        if self.total == 0 and self.train.get("tokens") is None:  # evaluation only
+            return self.record(self.evaluate())
         bar = self._bar()
         token_budget = self.train.get("tokens")
         log_every = int(self.train.get("log_every") or 10)
@@ -743,7 +746,8 @@ class Trainer:
         row = {"step": self.step, self.unit: self.tokens,
                "time": round(time.time() - self.started, 3),
                "lr": self.opt.param_groups[0]["lr"],
-               "train_loss": self.last_train_loss, **values}
+               **({"train_loss": self.last_train_loss} if self.last_train_loss is not None
+                  else {}), **values}
         if self.rt.is_main:
             self.log.append(row)
             if self.on_eval is not None:
