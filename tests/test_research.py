@@ -35,6 +35,12 @@ def test_s7_claims_hold_at_both_ends(tmp_path: Path) -> None:
     assert all(c["passed"] for c in result["checks"]), result["checks"]
     signal, noise = result["values"]["signal"], result["values"]["noise"]
     assert set(signal) == set(noise) and len(signal) == 4
+    # the report recomputes the analysis and draws its figures
+    out = tmp_path / "report"
+    assert main(["report", str(S7), "--root", str(root), "--out", str(out)]) == 0
+    assert (out / "feature_learning_ends_alignments.png").stat().st_size > 1000
+    assert (out / "feature_learning_ends_ratio_by_snr.png").stat().st_size > 1000
+    assert "feature_learning_ends_ratio_by_snr.png" in (out / "index.html").read_text()
 
 
 def test_weight_probes_equal_their_closed_form() -> None:

@@ -11,7 +11,10 @@ before anything runs:
 - ``scalar``: one number over the runs: `mean`, `median`, `std`, `min`, `max`, `count`,
   `spearman`, `kendall_tau`, a fit's member;
 - ``fit``: `linear_fit(x, y)`, with members `slope`, `intercept`, `r2`;
-- ``rows`` / ``truth``: a comparison per run (for `when =`) / over the runs (for `check`).
+- ``rows`` / ``truth``: a comparison per run (for `when =`) / over the runs (for `check`);
+- ``figure``: what the report draws: `metric_curve(m, ..., by = axis)` (metrics over steps, one
+  line per run, coloured by the axis), `line(x, y, by = axis)` (per-run values, the mean over runs
+  of each x, one line per value of the axis), `scatter(x, y, color = axis)`.
 
 The values are encoded in the IR's own nodes (Note [Analysis encoding]), computed by
 `specc/report/analysis.py`.
@@ -32,7 +35,8 @@ from specc.lang import syntax as S
 REDUCERS = ("mean", "median", "std", "min", "max", "count")
 SERIES = ("final", "best")
 PAIRS = ("linear_fit", "spearman", "kendall_tau")
-FUNCTIONS = (*SERIES, *REDUCERS, *PAIRS)
+FIGURES = ("metric_curve", "line", "scatter")
+FUNCTIONS = (*SERIES, *REDUCERS, *PAIRS, *FIGURES)
 FIT_MEMBERS = ("slope", "intercept", "r2")
 BUILTIN_SERIES = ("train_loss", "loss", "lr")
 
@@ -69,7 +73,8 @@ class AnalysisLowering:
                     self.values[name] = "bad"
                     continue
                 if t.type in ("rows", "word", "truth"):
-                    self._mismatch(s.value, "a number, a per-run value or a fit", t.type)
+                    self._mismatch(s.value, "a number, a per-run value, a fit or a figure",
+                                   t.type)
                     self.values[name] = "bad"
                     continue
                 self.values[name] = "column" if t.type == "series" else t.type
@@ -205,6 +210,8 @@ class AnalysisLowering:
                            or f"functions: {', '.join(FUNCTIONS)}")
             return _BAD
         fn = e.func.id
+        if fn in FIGURES:
+            return self.figure(e, fn)
         if fn in SERIES:
             params = ("metric",)
         elif fn in REDUCERS:
@@ -258,8 +265,51 @@ class AnalysisLowering:
         out_type = "column" if fn in SERIES else "fit" if fn == "linear_fit" else "scalar"
         return Typed(ir.Op(op=f"fn:{fn}", args=args, span=e.span), out_type)
 
+    def figure(self, e: S.Call, fn: str) -> Typed:
+        """`metric_curve(m, ..., by = a)`, `line(x, y, by = a)`, `scatter(x, y, color = a)`."""
+        group = "color" if fn == "scatter" else "by"
+        named = ("x", "y", group) if fn != "metric_curve" else (group,)
+        args: list[ir.Value] = []
+        seen: set[str] = set()
+        for i, a in enumerate(e.args):
+            key = a.name or (named[i] if fn != "metric_curve" and i < 2 else None)
+            if key is not None and (key not in named or key in seen):
+                self.out.error("unknown-parameter" if key not in named else
+                               "duplicate-argument", a.span, component=fn, name=key,
+                               help=dg.did_you_mean(key, named) or
+                               f"parameters: {', '.join(named)}")
+                return _BAD
+            t = self.expr(a.value)
+            if t.type == "bad":
+                return _BAD
+            if t.type == "word":
+                return self._word_error(t)
+            if key == group:
+                if t.type != "column" or not isinstance(t.value, ir.Var):
+                    return self._mismatch(a.value, "a sweep variable", t.type)
+                args.append(ir.Op(op=f"kw:{group}", args=[t.value], span=a.span))
+            elif key is None:  # metric_curve's metrics
+                if t.type != "series":
+                    return self._mismatch(a.value, "a metric", t.type)
+                args.append(t.value)
+            else:
+                t = _final(t)
+                if t.type != "column":
+                    return self._mismatch(a.value, "a per-run value", t.type)
+                args.append(ir.Op(op=f"kw:{key}", args=[t.value], span=a.span))
+            if key is not None:
+                seen.add(key)
+        missing = [k for k in named if k != group and k not in seen]
+        if missing or (fn == "metric_curve" and not any(
+                not (isinstance(a, ir.Op) and a.op.startswith("kw:")) for a in args)):
+            self.out.error("missing-argument", e.span, component=fn,
+                           name=missing[0] if missing else "a metric")
+            return _BAD
+        return Typed(ir.Op(op=f"fig:{fn}", args=args, span=e.span), "figure")
+
     def _mismatch(self, e: S.Expr, expected: str, got: str, help: str | None = None) -> Typed:
         words = {"series": "a metric (its values over steps)", "column": "a per-run value",
+                 "figure": "a figure",
                  "scalar": "a number over the runs", "fit": "a linear fit",
                  "rows": "a per-run comparison", "truth": "a comparison over the runs",
                  "word": "a word"}

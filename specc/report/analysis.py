@@ -41,6 +41,8 @@ class Outcome:
     values: dict[str, Any]
     checks: list[CheckOutcome]
     runs: int
+    figures: dict[str, ir.Op] = attrs.field(factory=dict)
+    evaluator: Any = attrs.field(default=None, repr=False, eq=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"runs": self.runs, "values": _jsonable(self.values),
@@ -188,7 +190,11 @@ def _binary(op: str, a: Any, b: Any) -> Any:
 def evaluate(analysis: ir.Analysis, runs: list[RunData]) -> Outcome:
     ev = Evaluator(runs)
     checks = []
+    figures: dict[str, ir.Op] = {}
     for step in analysis.steps:
+        if isinstance(step.value, ir.Op) and step.value.op.startswith("fig:"):
+            figures[step.name] = step.value  # drawn by the report (render)
+            continue
         value = ev.eval(step.value)
         if step.name:
             ev.values[step.name] = value
@@ -198,7 +204,101 @@ def evaluate(analysis: ir.Analysis, runs: list[RunData]) -> Outcome:
     shown = {k: (v if not isinstance(v, list) else
                  {r.name: x for r, x in zip(runs, v, strict=True)})
              for k, v in ev.values.items()}
-    return Outcome(shown, checks, len(runs))
+    return Outcome(shown, checks, len(runs), figures, ev)
+
+
+def render(outcome: Outcome, out: Path, experiment: str) -> list[str]:
+    """Draw the analysis's figures as PNGs in ``out``; the file names, in order."""
+    if not outcome.figures or outcome.evaluator is None:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from specc.report.html import file_name
+
+    ev: Evaluator = outcome.evaluator
+    names = []
+    with plt.style.context("default"):
+        for name, op in outcome.figures.items():
+            kind = op.op[4:]
+            kw = {a.op[3:]: a.args[0] for a in op.args
+                  if isinstance(a, ir.Op) and a.op.startswith("kw:")}
+            group_by = kw.get("by", kw.get("color"))
+            groups = ev.eval(group_by) if group_by is not None else [None] * len(ev.runs)
+            labels = sorted({str(g) for g in groups}, key=_natural)
+            colour = {g: plt.cm.tab10(i % 10) for i, g in enumerate(labels)}
+            if kind == "metric_curve":
+                metrics = [ev.eval(a)[1] for a in op.args
+                           if not (isinstance(a, ir.Op) and a.op.startswith("kw:"))]
+                fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6),
+                                         squeeze=False)
+                for ax, key in zip(axes[0], metrics, strict=True):
+                    shown: set[str] = set()
+                    for run, g in zip(ev.runs, groups, strict=True):
+                        pts = [(r["step"], r[key]) for r in run.rows
+                               if _num(r.get(key)) and "step" in r]
+                        if not pts:
+                            continue
+                        label = str(g) if str(g) not in shown else None
+                        shown.add(str(g))
+                        ax.plot(*zip(*pts, strict=True), color=colour[str(g)], alpha=0.7,
+                                label=label)
+                    ax.set_xlabel("step")
+                    ax.set_ylabel(key)
+                    if group_by is not None:
+                        ax.legend(title=_axis_name(group_by), fontsize=8)
+            else:
+                xs, ys = ev.eval(kw["x"]), ev.eval(kw["y"])
+                fig, ax = plt.subplots(figsize=(5.5, 3.8))
+                for label in labels:
+                    pts = [(x, y) for x, y, g in zip(xs, ys, groups, strict=True)
+                           if str(g) == label and _num(x) and _num(y)]
+                    if not pts:
+                        continue
+                    if kind == "scatter":
+                        ax.scatter(*zip(*pts, strict=True), color=colour[label], label=label)
+                        continue
+                    by_x: dict[float, list[float]] = {}
+                    for x, y in pts:
+                        by_x.setdefault(float(x), []).append(float(y))
+                    x_sorted = sorted(by_x)
+                    mean = [sum(by_x[x]) / len(by_x[x]) for x in x_sorted]
+                    low = [m - min(by_x[x]) for m, x in zip(mean, x_sorted, strict=True)]
+                    high = [max(by_x[x]) - m for m, x in zip(mean, x_sorted, strict=True)]
+                    ax.errorbar(x_sorted, mean, yerr=[low, high], marker="o", capsize=3,
+                                color=colour[label], label=label)
+                positive = [float(x) for x in xs if _num(x)]
+                if positive and min(positive) > 0 and max(positive) / min(positive) >= 20:
+                    ax.set_xscale("log")
+                ax.set_xlabel(_axis_name(kw["x"]))
+                ax.set_ylabel(_axis_name(kw["y"]))
+                if group_by is not None:
+                    ax.legend(title=_axis_name(group_by), fontsize=8)
+            ax_title = f"{experiment}: {name}"
+            fig.suptitle(ax_title, fontsize=10)
+            fig.tight_layout()
+            file = file_name(f"{experiment}_{name}", ".png")
+            fig.savefig(out / file, dpi=100)
+            plt.close(fig)
+            names.append(file)
+    return names
+
+
+def _axis_name(v: ir.Value) -> str:
+    if isinstance(v, ir.Var):
+        return v.name.partition(":")[2]
+    if isinstance(v, ir.Op) and v.op == "fn:final" and v.args:
+        return f"final({_axis_name(v.args[0])})"
+    return "value"
+
+
+def _natural(s: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(s))
+    except ValueError:
+        return (1, s)
 
 
 def _detail(ev: Evaluator, v: ir.Value) -> str:

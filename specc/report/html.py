@@ -37,9 +37,11 @@ def _spec_runs(root: Path, plan: dict[str, set[str] | None], every: bool) -> lis
             if (d / "manifest.json").exists() and (every or keep is None or d.name in keep)]
 
 
-def _analysis_section(exp: Any, root: Path, hashes: set[str] | None) -> tuple[str, list[str]]:
-    """The experiment's analysis, recomputed over whatever runs have finished."""
-    from specc.report.analysis import evaluate, runs_of
+def _analysis_section(exp: Any, root: Path, out: Path,
+                      hashes: set[str] | None) -> tuple[str, list[str]]:
+    """The experiment's analysis, recomputed over whatever runs have finished, and its
+    figures."""
+    from specc.report.analysis import evaluate, render, runs_of
     from specc.store.runs import finished_runs
 
     names = sorted(hashes) if hashes is not None else [
@@ -57,7 +59,10 @@ def _analysis_section(exp: Any, root: Path, hashes: set[str] | None) -> tuple[st
         lines.append(f"  {name} = {shown}")
     for c in outcome.checks:
         lines.append(f"  check {c.text}: {'passed' if c.passed else 'FAILED (' + c.detail + ')'}")
-    return "\n".join(lines), []
+    images = render(outcome, out, exp.name)
+    lines += [f"  figure {name}: {img}" for name, img in zip(outcome.figures, images,
+                                                             strict=True)]
+    return "\n".join(lines), images
 
 
 def _num(v: Any) -> str:
@@ -86,7 +91,7 @@ def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
                 isinstance(exp.field("circuit"), ir.Const)):
             sections.append(sweeps.circuit_report(exp, root, out, hashes))
         if exp.analysis is not None:
-            sections.append(_analysis_section(exp, root, hashes))
+            sections.append(_analysis_section(exp, root, out, hashes))
     cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"]
     scaling = sweeps.cbs_scaling(cbs, root, out)
     if scaling[0]:
