@@ -469,6 +469,25 @@ def test_evaluation_only_runs(tmp_path: Path) -> None:
         assert (run / "final" / "model").is_dir()
 
 
+def test_report_field_decides_what_the_report_draws(tmp_path: Path) -> None:
+    """`report = [...]` was declared and never read: now an explicit list is what is drawn
+    (the default draws everything that applies)."""
+    spec = _project(tmp_path, _BLOBS, _SPEC.replace("ACC", "1").replace(
+        "model m = lin()", "model m = lin()\n  report = [metric_table]") + """
+    experiment f extends e {
+      report = [loss_curve]
+    }
+    """)
+    root, out = tmp_path / "runs", tmp_path / "report"
+    assert _run(spec, root) == 0
+    assert main(["report", str(spec), "--root", str(root), "--out", str(out)]) == 0
+    [run_e] = [p.name for p in (root / "e").iterdir() if p.is_dir()]
+    [run_f] = [p.name for p in (root / "f").iterdir() if p.is_dir()]
+    assert not (out / f"{run_e}_curves.png").exists()  # e asked for the table only
+    assert (out / f"{run_f}_curves.png").exists()  # f asked for loss curves
+    assert "status" in (out / "index.html").read_text()  # e's table
+
+
 # ----------------------------------------------------------------------------- regression gate
 def test_next_token_reproduces_the_quickstart_curve(tmp_path: Path) -> None:
     """`objective = next_token` (the default) is the language-model loop of before: the first 50

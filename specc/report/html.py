@@ -37,6 +37,19 @@ def _spec_runs(root: Path, plan: dict[str, set[str] | None], every: bool) -> lis
             if (d / "manifest.json").exists() and (every or keep is None or d.name in keep)]
 
 
+def wanted(exp: Any) -> set[str] | None:
+    """What an experiment's `report = [...]` asks the report to draw; None when it is the
+    default (then everything that applies is drawn)."""
+    f = next((f for f in exp.fields if f.path == "report"), None)
+    if f is None or f.origin.how == "default" or not isinstance(f.value, ir.ListV):
+        return None
+    return {item.name for item in f.value.items if isinstance(item, ir.Comp)}
+
+
+def _draws(asked: set[str] | None, *names: str) -> bool:
+    return asked is None or bool(asked.intersection(names))
+
+
 def _analysis_section(exp: Any, root: Path, out: Path,
                       hashes: set[str] | None) -> tuple[str, list[str]]:
     """The experiment's analysis, recomputed over whatever runs have finished, and its
@@ -78,21 +91,25 @@ def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
     sections = []
     for exp in experiments:
         hashes = plan.get(exp.name)
-        if exp.search is not None:
+        asked = wanted(exp)
+        if exp.search is not None and _draws(asked, "metric_table"):
             sections.append(sweeps.search_report(exp, str(spec), root, out))
         elif exp.sweep is not None and exp.sweep.kind == "cbs":
-            sections.append(sweeps.cbs_report(exp, root, out))
-        elif exp.sweep is not None:
+            if _draws(asked, "cbs_curve", "cbs_fit"):
+                sections.append(sweeps.cbs_report(exp, root, out))
+        elif exp.sweep is not None and _draws(asked, "metric_table"):
             rows = sweeps.aggregate_grid(exp, root, hashes)
             (out / f"{exp.name}_grid.json").write_text(json.dumps(rows, indent=2))
             sections.append((f"grid {exp.name} (final metrics over seeds):\n"
                              + sweeps.grid_text(rows), []))
         if exp.field("circuit") is not None and not (
-                isinstance(exp.field("circuit"), ir.Const)):
+                isinstance(exp.field("circuit"), ir.Const)) and _draws(
+                    asked, "circuit_graph", "rank_per_layer", "edge_change"):
             sections.append(sweeps.circuit_report(exp, root, out, hashes))
         if exp.analysis is not None:
             sections.append(_analysis_section(exp, root, out, hashes))
-    cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"]
+    cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"
+           and _draws(wanted(e), "cbs_scaling", "cbs_curve", "cbs_fit")]
     scaling = sweeps.cbs_scaling(cbs, root, out)
     if scaling[0]:
         sections.append(scaling)
@@ -114,6 +131,8 @@ def report_cmd(args: argparse.Namespace) -> int:
     every = bool(getattr(args, "all", False))
     sections: list[tuple[str, list[str]]] = []
     out = Path(args.out) if args.out else root / "report"
+    curves: set[str] | None = None  # experiments whose runs get loss curves (None: all)
+    table = True
     if spec.suffix == ".exp" and spec.exists():
         profile = getattr(args, "profile", None)
         result, plan = _spec(spec, profile)
@@ -127,8 +146,10 @@ def report_cmd(args: argparse.Namespace) -> int:
             print(f"note: no run of the spec's current plan ({how}) is stored, but {stored} "
                   "run(s) of other definitions or profiles are: give --profile NAME, or --all")
         out.mkdir(parents=True, exist_ok=True)
-        sections = _sweep_sections(spec, result.plan.program.experiments, root, out,
-                                   {} if every else plan)
+        exps = result.plan.program.experiments
+        sections = _sweep_sections(spec, exps, root, out, {} if every else plan)
+        curves = {e.name for e in exps if _draws(wanted(e), "loss_curve")}
+        table = any(_draws(wanted(e), "metric_table") for e in exps)
     else:
         runs = find_runs(args.target, root)
         if not runs:
@@ -139,8 +160,9 @@ def report_cmd(args: argparse.Namespace) -> int:
     for text, _ in sections:
         print(text + "\n")
     rows = [_summary(r) for r in runs]
-    print(_table(rows))
-    page = _html(rows, out, sections)
+    if table:
+        print(_table(rows))
+    page = _html(rows, out, sections, curves, table)
     (out / "index.html").write_text(page)
     (out / "runs.json").write_text(json.dumps(rows, indent=2, default=str))
     print(f"\nreport written to {out / 'index.html'}")
@@ -233,7 +255,8 @@ def _esc(value: object) -> str:
 
 
 def _html(rows: list[dict[str, Any]], out: Path,
-          sections: list[tuple[str, list[str]]] | None = None) -> str:
+          sections: list[tuple[str, list[str]]] | None = None,
+          curves: set[str] | None = None, table: bool = True) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>specc report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
@@ -242,8 +265,11 @@ def _html(rows: list[dict[str, Any]], out: Path,
     for text, images in sections or []:
         parts.append("<pre>" + esc(text) + "</pre>")
         parts.extend(f"<img src='{esc(img)}' alt='{esc(img)}'>" for img in images)
-    parts.append("<pre>" + esc(_table(rows)) + "</pre>")
+    if table:
+        parts.append("<pre>" + esc(_table(rows)) + "</pre>")
     for r in rows:
+        if curves is not None and r["experiment"] not in curves:
+            continue  # its experiment's `report = [...]` does not ask for loss curves
         parts.append(f"<h2>{esc(r['name'])} <small>{esc(r['hash'])}</small></h2>")
         parts.append(f"<p>status {esc(r['status'])}"
                      + (f": {esc(r['reason'])}" if r["reason"] else "")
