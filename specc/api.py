@@ -136,9 +136,14 @@ class Schedule:
     """A learning-rate schedule."""
 
 
+class Searched:
+    """`searched`: the value of the sweep axis or search parameter of the same name."""
+
+
 KIND_TYPES = {"Model": "model", "Data": "data", "Split": "split", "Objective": "objective",
               "Metric": "metric", "Policy": "policy", "Vocab": "vocab", "Optimizer": "optimizer",
-              "Schedule": "schedule"}
+              "Schedule": "schedule", "Searched": "searched"}
 
 __all__ = ["KINDS", "KIND_TYPES", "BuildContext", "Data", "Info", "Loss", "Metric", "Model",
-           "Objective", "Optimizer", "Policy", "Range", "Schedule", "Split", "Vocab", "component"]
+           "Objective", "Optimizer", "Policy", "Range", "Schedule", "Searched", "Split", "Vocab",
+           "component"]

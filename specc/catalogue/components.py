@@ -102,15 +102,6 @@ _CIRCUIT_METRIC = P("metric", T.Kind("circuit_metric"), "kl_last_token", "what t
 _KEEP = P("keep", T.Union_((_FRAC, _INT)), "5%", "edges kept: a fraction (5%) or a count", lo=0,
           lo_open=True)
 _SEL = P("select", T.Enum(("top", "threshold", "greedy")), "top", "how edges are chosen")
-_OPT_COMMON = (
-    P("lr", T.Union_((_FLOAT, T.Kind("searched"))), "1e-3", "learning rate (or `searched`)",
-      lo=0, lo_open=True),
-    P("weight_decay", _FLOAT, "0.0", "decoupled weight decay", lo=0),
-)
-_WARMUP = (
-    P("warmup", _INT, "0", "warm-up steps", lo=0),
-    P("warmup_tokens", _INT, "0", "warm-up in tokens (instead of steps)", lo=0),
-)
 _SAMPLER = (_SEED,)
 _PRUNE_WARMUP = P("warmup_steps", _INT, "0", "steps before a trial can be pruned", lo=0)
 
@@ -265,25 +256,7 @@ CATALOGUE: Final[tuple[Component, ...]] = (
               (P("k", _INT, "5", "how many layers", lo=1),)),
     Component("above_mean", "selector", "layers whose change exceeds mean + std_mult * std",
               (P("std_mult", _FLOAT, "1.0", "standard deviations", lo=0),)),
-    # optimizers and schedules ----------------------------------------------------------------
-    Component("adamw", "optimizer", "AdamW (fused on CUDA)", (
-        *_OPT_COMMON[:1], P("weight_decay", _FLOAT, "0.01", "decoupled weight decay", lo=0),
-        P("betas", T.TupleOf((_FLOAT, _FLOAT)), "(0.9, 0.999)", "Adam betas"),
-        P("eps", _FLOAT, "1e-8", "numerical epsilon", lo=0, lo_open=True))),
-    Component("adam", "optimizer", "Adam", (
-        *_OPT_COMMON, P("betas", T.TupleOf((_FLOAT, _FLOAT)), "(0.9, 0.999)", "Adam betas"),
-        P("eps", _FLOAT, "1e-8", "numerical epsilon", lo=0, lo_open=True))),
-    Component("sgd", "optimizer", "SGD with momentum", (
-        *_OPT_COMMON, P("momentum", _FLOAT, "0.9", "momentum", lo=0, hi=1),
-        P("nesterov", _BOOL, "false", "Nesterov momentum"))),
-    Component("constant", "schedule", "constant learning rate after warm-up", _WARMUP),
-    Component("linear", "schedule", "linear decay to `final` after warm-up",
-              (*_WARMUP, P("final", _FRAC, "0%", "final lr as a share of peak", lo=0, hi=1))),
-    Component("cosine", "schedule", "cosine decay to `final` after warm-up",
-              (*_WARMUP, P("final", _FRAC, "10%", "final lr as a share of peak", lo=0, hi=1))),
-    Component("wsd", "schedule", "warmup-stable-decay", (
-        *_WARMUP, P("decay", _FRAC, "20%", "share of training spent decaying", lo=0, hi=1),
-        P("final", _FRAC, "0%", "final lr as a share of peak", lo=0, hi=1))),
+    # optimizers and schedules: specc/components/training.py (specc.api builders) ------------
     # circuits ----------------------------------------------------------------------------------
     Component("eap", "circuit", "edge attribution patching (one gradient)",
               (_CIRCUIT_DATA, _CIRCUIT_METRIC, _KEEP, _SEL)),
@@ -310,8 +283,6 @@ CATALOGUE: Final[tuple[Component, ...]] = (
               (P("split", T.Kind("split"), REQUIRED, "the split to evaluate (task.test)"),
                P("limit", T.optional(_INT), "none", "examples evaluated (none: all)", lo=1)),
               requires=_LM),
-    Component("trainable_params", "metric", "trainable parameter count"),
-    Component("total_params", "metric", "total parameter count"),
     Component("node_jaccard", "metric", "node Jaccard of the circuit with another's",
               (P("circuit", T.Kind("circuit"), REQUIRED, "the measured circuit"),
                P("other", T.Union_((T.Kind("model"), T.Kind("circuit"))), REQUIRED,

@@ -272,6 +272,8 @@ def _numeric(t: T.Type) -> bool:
             return True
         case T.Optional_(inner=i) | T.ListOf(item=i):
             return _numeric(i)
+        case T.Union_(options=opts):  # `float | Searched`: the bounds are the number's
+            return any(_numeric(o) for o in opts)
     return False
 
 
@@ -501,7 +503,7 @@ def entry_points() -> tuple[EntryPoint, ...]:
     return tuple(sorted(found, key=lambda e: (e.name, e.module)))
 
 
-BUILTIN_MODULES = ("specc.components.generic",)
+BUILTIN_MODULES = ("specc.components.generic", "specc.components.training")
 
 
 @functools.lru_cache(maxsize=1)

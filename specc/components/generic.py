@@ -99,3 +99,19 @@ def _split_name(split: Any) -> str:
     if isinstance(split, dict):
         return str(split.get("member") or "test")
     return str(split or "test")
+
+
+@component("metric")
+def trainable_params(*, ctx: BuildContext) -> Any:
+    """Trainable parameter count (any model; adapters only, under a LoRA policy)."""
+    from specc.components.policies import count_params
+
+    return lambda model, data: float(count_params(model)[0])
+
+
+@component("metric")
+def total_params(*, ctx: BuildContext) -> Any:
+    """Total parameter count (any model)."""
+    from specc.components.policies import count_params
+
+    return lambda model, data: float(count_params(model)[1])

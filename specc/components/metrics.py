@@ -13,8 +13,7 @@ from typing import Any
 from specc.components.data import DYNAMIC
 from specc.diagnostics import SpeccError
 
-RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match", "trainable_params",
-                   "total_params")
+RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match")
 # Computed by the trainer's CircuitWatch on the circuit measured at the evaluation's step.
 CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard", "faithfulness")
 
@@ -41,7 +40,7 @@ def check_supported(metrics: list[dict[str, Any]]) -> None:
 
 
 def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int,
-             forward: Any, counts: tuple[int, int], shapes: Any = None,
+             forward: Any, shapes: Any = None,
              boundary: Any = None) -> dict[str, float]:
     """Every metric's value; splits are evaluated once for all metrics that read them.
 
@@ -53,11 +52,7 @@ def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int
     out: dict[str, float] = {}
     by_split: dict[str, list[dict[str, Any]]] = {}
     for m in metrics:
-        if m["component"] == "trainable_params":
-            out[metric_key(m)] = float(counts[0])
-        elif m["component"] == "total_params":
-            out[metric_key(m)] = float(counts[1])
-        elif m["component"] in CIRCUIT_METRICS:
+        if m["component"] in CIRCUIT_METRICS:
             continue
         else:
             by_split.setdefault(split_of(m) or "test", []).append(m)

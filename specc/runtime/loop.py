@@ -20,7 +20,7 @@ from specc.catalogue.components import default_objective
 from specc.catalogue.pyread import is_api_component
 from specc.components import data as D
 from specc.components import metrics as M
-from specc.components import models, optim, policies
+from specc.components import models, policies
 from specc.components.vocab import build_vocab
 from specc.diagnostics import Span, SpeccError
 from specc.runtime import plugins
@@ -299,13 +299,15 @@ class Trainer:
         self.model = rt.wrap(model, shapes=self.shapes.count or 1)
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.trainable = [p for _, p in self.named]
-        self.schedule = self.train["schedule"]
+        ctx = self._ctx(int(self.cfg.get("seed", 0)))
+        with stage("schedule", self.spans.get("train")):
+            self.lr_at = plugins.build(self.train["schedule"], ctx, span=self.spans.get("train"))
         self.accumulate = int(self.train.get("accumulate") or 1)
         clip = self.train.get("grad_clip")
         self.clip = float(clip) if clip else None
         with stage("optimizer", self.spans.get("train")):
-            self.opt = optim.build_optimizer(self.named, self.train["optimizer"],
-                                             rt.optimizer_kwargs(self.train["optimizer"]))
+            make = plugins.build(self.train["optimizer"], ctx, span=self.spans.get("train"))
+            self.opt = make(self.named, rt.optimizer_kwargs(self.train["optimizer"]))
         self.peak_lrs = [g["lr"] for g in self.opt.param_groups]
         self.ewa = {float(d): [p.detach().clone().float() for _, p in self.named]
                     for d in self.train.get("ewa") or []}
@@ -477,7 +479,7 @@ class Trainer:
         (forward, backward, clipping, the update) is the runtime's compiled step, which adds the
         step's loss to the running window on the device: nothing is read back until a log.
         """
-        factor = optim.lr_factor(self.schedule, step, self.total, self.tokens_per_step)
+        factor = self.lr_at(step, self.total, self.tokens_per_step)
         for g, peak in zip(self.opt.param_groups, self.peak_lrs, strict=True):
             g["lr"] = peak * factor
         batch = self.feed.get(step) if self.feed is not None else self._placed(self._batch(step))
@@ -583,15 +585,11 @@ class Trainer:
         if not self.generic:
             out: dict[str, Any] = M.evaluate(
                 self.model_raw, self.data, builtin, batch=batch, forward=self._eval_forward,
-                counts=self.counts, shapes=self.shapes, boundary=self.rt.boundary)
+                shapes=self.shapes, boundary=self.rt.boundary)
         else:
             out = {}
             for m in builtin:
-                if m["component"] == "trainable_params":
-                    out[M.metric_key(m)] = float(self.counts[0])
-                elif m["component"] == "total_params":
-                    out[M.metric_key(m)] = float(self.counts[1])
-                elif m["component"] == "loss":
+                if m["component"] == "loss":
                     out[M.metric_key(m)] = self._objective_loss(M.split_of(m) or "test", batch)
         was_training = self.model_raw.training
         self.model_raw.eval()

@@ -57,10 +57,11 @@ def builder(cfg: dict[str, Any], base: Path, *, allow_python: bool = True,
             span: dg.Span | None = None) -> Callable[..., Any]:
     origin = cfg.get("python")
     name = str(cfg.get("component"))
-    if origin is None:
-        from specc.components import generic
+    if origin is None:  # specc's own: the module of its entry (Note [Component origin])
+        from specc.catalogue.pyread import builtin_components
 
-        fn = getattr(generic, name, None)
+        module = next((c.origin.module for c in builtin_components() if c.name == name), None)
+        fn = getattr(importlib.import_module(module), name, None) if module else None
         if fn is None or not hasattr(fn, "__specc__"):
             raise StageError(f"{name} is not a specc.api component", span)
         return fn
