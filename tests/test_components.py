@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -375,6 +376,28 @@ def test_generic_objective_is_exact_under_accumulation(tmp_path: Path) -> None:
     assert len(losses[0]) == 6
     for a, b in zip(*losses, strict=True):
         assert abs(a - b) <= 1e-5 * abs(a)
+
+
+@pytest.mark.slow
+def test_generic_objective_ddp_two_cpu_processes_match_one(tmp_path: Path) -> None:
+    """Under DDP the summed weight is all-reduced and the gradients divided by it
+    (Note [Loss normalization]): two CPU processes train like one."""
+    import os
+
+    runs = {}
+    for devices in (1, 2):
+        d = tmp_path / f"d{devices}"
+        d.mkdir()
+        spec = _project(d, _BLOBS, _SPEC.replace("ACC", "1").replace(
+            "accumulate = 1", f"accumulate = 1; devices = {devices}; eval_every = 6"))
+        out = subprocess.run([sys.executable, "-m", "specc.cli.main", "run", str(spec),
+                              "--root", str(d / "runs"), "--quiet"], cwd=ROOT,
+                             capture_output=True, text=True,
+                             env=dict(os.environ, OMP_NUM_THREADS="1"))
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs[devices] = _rows(d / "runs", "e")[-1]
+    assert runs[1]["loss"] == pytest.approx(runs[2]["loss"], rel=1e-5)
+    assert runs[1]["train_loss"] == pytest.approx(runs[2]["train_loss"], rel=1e-5)
 
 
 def test_signature_drift_is_located_before_step_zero(tmp_path: Path, capsys) -> None:
