@@ -375,15 +375,7 @@ def _default(node: ast.expr, t: T.Type) -> str:
     return _exp_text(value, node, t)
 
 
-def _enum_words(t: T.Type) -> set[str]:
-    match t:
-        case T.Enum(values=v):
-            return set(v)
-        case T.Optional_(inner=i) | T.ListOf(item=i):
-            return _enum_words(i)
-        case T.Union_(options=opts):
-            return set().union(*(_enum_words(o) for o in opts))
-    return set()
+_enum_words = T.enum_words
 
 
 def _exp_text(value: Any, node: ast.AST, t: T.Type) -> str:

@@ -106,3 +106,15 @@ def kinds_in(t: Type) -> set[str]:
         case Optional_(inner=i):
             return kinds_in(i)
     return set()
+
+
+def enum_words(t: Type) -> set[str]:
+    """The bare words a type admits (its enums, inside optionals, lists and unions)."""
+    match t:
+        case Enum(values=v):
+            return set(v)
+        case Optional_(inner=i) | ListOf(item=i):
+            return enum_words(i)
+        case Union_(options=opts):
+            return set().union(*(enum_words(o) for o in opts))
+    return set()

@@ -64,12 +64,7 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
                 _read_python(item, file, project, sources, out, python)
                 continue
             target = _display(str(Path(file).parent / item.path))
-            if Path(os.path.realpath(target)) != project and project not in Path(
-                    os.path.realpath(target)).parents:
-                out.error("import-refused", item.span, path=item.path,
-                          reason=f"it lies outside the project folder {project}",
-                          help="imports stay inside the folder holding .git, pyproject.toml "
-                               "or specc.toml above the spec")
+            if _outside(target, project, item, out):
                 continue
             if target in stack:
                 cycle = " -> ".join([*stack[stack.index(target):], target])
@@ -97,6 +92,18 @@ def load_modules(root_text: str, root_file: str, sources: dg.Sources,
                   components=tuple(c for comps in python.values() for c in comps))
 
 
+def _outside(target: str, project: Path, item: S.Import, out: dg.Collector) -> bool:
+    """An import (a spec or a component file) that leads outside the project is refused."""
+    real = Path(os.path.realpath(target))
+    if real == project or project in real.parents:
+        return False
+    out.error("import-refused", item.span, path=item.path,
+              reason=f"it lies outside the project folder {project}",
+              help="imports stay inside the folder holding .git, pyproject.toml or specc.toml "
+                   "above the spec")
+    return True
+
+
 def _read_python(item: S.Import, file: str, project: Path, sources: dg.Sources,
                  out: dg.Collector, seen: dict[str, tuple[Component, ...]]) -> None:
     """``import python "x.py"``: the file's components, read with ``ast`` (never executed).
@@ -108,11 +115,7 @@ def _read_python(item: S.Import, file: str, project: Path, sources: dg.Sources,
                   reason="`import python` reads .py component files only",
                   help='write import "x.exp" for a spec, import python "x.py" for components')
         return
-    if real != project and project not in real.parents:
-        out.error("import-refused", item.span, path=item.path,
-                  reason=f"it lies outside the project folder {project}",
-                  help="component files stay inside the folder holding .git, pyproject.toml "
-                       "or specc.toml above the spec")
+    if _outside(target, project, item, out):
         return
     if target in seen:
         return

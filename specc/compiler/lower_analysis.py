@@ -167,7 +167,7 @@ class AnalysisLowering:
                           f"{', '.join(self.axes) or 'none'}")
         return _BAD
 
-    def binop(self, e: S.Expr, op: str, a: Typed, b: Typed,  # noqa: C901 - per operator
+    def binop(self, e: S.Expr, op: str, a: Typed, b: Typed,
               ea: S.Expr, eb: S.Expr) -> Typed:
         if "bad" in (a.type, b.type):
             return _BAD
@@ -183,15 +183,13 @@ class AnalysisLowering:
                 if other.type != "column":  # a word compares with a per-run axis value
                     return self._word_error(a if a.type == "word" else b)
                 return Typed(ir.Op(op=op, args=[a.value, b.value], span=e.span), "rows")
-            for t in (a, b):
-                if t.type == "word":
-                    return self._word_error(t)
-            a, b = _final(a), _final(b)
-            for t, ex in ((a, ea), (b, eb)):
-                if t.type not in ("scalar", "column"):
-                    return self._mismatch(ex, "a number", t.type)
-            kind = "rows" if "column" in (a.type, b.type) else "truth"
-            return Typed(ir.Op(op=op, args=[a.value, b.value], span=e.span), kind)
+            return self._numeric(e, op, a, b, ea, eb, ("rows", "truth"))
+        return self._numeric(e, op, a, b, ea, eb, ("column", "scalar"))
+
+    def _numeric(self, e: S.Expr, op: str, a: Typed, b: Typed, ea: S.Expr, eb: S.Expr,
+                 kinds: tuple[str, str]) -> Typed:
+        """Arithmetic or an ordering of two numbers: per run (the first of ``kinds``) when
+        either side is per run, else over the runs."""
         for t in (a, b):
             if t.type == "word":
                 return self._word_error(t)
@@ -199,7 +197,7 @@ class AnalysisLowering:
         for t, ex in ((a, ea), (b, eb)):
             if t.type not in ("scalar", "column"):
                 return self._mismatch(ex, "a number", t.type)
-        kind = "column" if "column" in (a.type, b.type) else "scalar"
+        kind = kinds[0] if "column" in (a.type, b.type) else kinds[1]
         return Typed(ir.Op(op=op, args=[a.value, b.value], span=e.span), kind)
 
     def call(self, e: S.Call) -> Typed:  # noqa: C901 - each function's arguments

@@ -178,15 +178,7 @@ def _list_item(t: T.Type) -> T.Type:
     return T.ANY
 
 
-def _enum_words(t: T.Type) -> set[str]:
-    match t:
-        case T.Enum(values=v):
-            return set(v)
-        case T.Optional_(inner=i) | T.ListOf(item=i):
-            return _enum_words(i)
-        case T.Union_(options=opts):
-            return set().union(*(_enum_words(o) for o in opts))
-    return set()
+_enum_words = T.enum_words
 
 
 def _catalogue_names(t: T.Type) -> list[str]:

@@ -33,13 +33,7 @@ def adamw(
         betas: Adam betas
         eps: numerical epsilon
     """
-    def make(named: list[Any], extra: dict[str, Any]) -> Any:
-        import torch
-
-        return torch.optim.AdamW(_groups(named, weight_decay), lr=_lr(lr), betas=tuple(betas),
-                                 eps=eps, **extra)
-
-    return make
+    return _adam("AdamW", lr, weight_decay, betas, eps)
 
 
 @component("optimizer")
@@ -58,13 +52,7 @@ def adam(
         betas: Adam betas
         eps: numerical epsilon
     """
-    def make(named: list[Any], extra: dict[str, Any]) -> Any:
-        import torch
-
-        return torch.optim.Adam(_groups(named, weight_decay), lr=_lr(lr), betas=tuple(betas),
-                                eps=eps, **extra)
-
-    return make
+    return _adam("Adam", lr, weight_decay, betas, eps)
 
 
 @component("optimizer")
@@ -180,6 +168,19 @@ def _schedule(warmup: int, warmup_tokens: int, shape: Any) -> Any:
         return float(shape(min(1.0, (step - steps) / max(1, total - steps))))
 
     return factor
+
+
+def _adam(cls: str, lr: Any, weight_decay: float, betas: tuple[float, float],
+          eps: float) -> Any:
+    """``torch.optim.Adam`` or ``AdamW`` over the decay groups, with the backend's keywords
+    (``fused=True`` on CUDA)."""
+    def make(named: list[Any], extra: dict[str, Any]) -> Any:
+        import torch
+
+        return getattr(torch.optim, cls)(_groups(named, weight_decay), lr=_lr(lr),
+                                         betas=tuple(betas), eps=eps, **extra)
+
+    return make
 
 
 def _lr(lr: Any) -> float:
