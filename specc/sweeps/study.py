@@ -56,12 +56,22 @@ def open_storage(url: str, *, create: bool = True) -> Any:
         full = url
         if url.startswith("postgresql://"):
             full = "postgresql+psycopg://" + url[len("postgresql://"):]
-        try:
-            return optuna.storages.RDBStorage(full, engine_kwargs={"pool_pre_ping": True},
-                                              skip_table_creation=not create)
-        except Exception as exc:
-            msg = f"cannot open the study storage {redact(url)}: {redact(str(exc), url)}"
-            raise SpeccError(msg) from exc
+        # Note [Schema race]: workers that start together on an empty database all create
+        # Optuna's tables; PostgreSQL lets one CREATE TYPE win and fails the others with a
+        # unique violation. The tables then exist, so a short retry opens them.
+        for attempt in range(6):
+            try:
+                return optuna.storages.RDBStorage(full, engine_kwargs={"pool_pre_ping": True},
+                                                  skip_table_creation=not create)
+            except Exception as exc:
+                text = str(exc)
+                if create and attempt < 5 and ("already exists" in text
+                                               or "UniqueViolation" in text
+                                               or "duplicate key" in text):
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                msg = f"cannot open the study storage {redact(url)}: {redact(text, url)}"
+                raise SpeccError(msg) from exc
     if not create and not Path(url).is_file():
         raise SpeccError(f"no study is stored in {url} yet")
     Path(url).parent.mkdir(parents=True, exist_ok=True)
