@@ -166,11 +166,13 @@ class TaskData:
         return self._rows("train", rows, shapes)
 
     def _perm(self, epoch: int, n: int) -> np.ndarray:
+        # Read and replaced as one tuple: the prefetch thread and the main thread may both draw
+        # batches, and neither may return the other's epoch.
         cache = getattr(self, "_perm_cache", None)
         if cache is None or cache[0] != epoch:
-            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
-            self._perm_cache = (epoch, perm)
-        return self._perm_cache[1]
+            cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(n))
+            self._perm_cache = cache
+        return cache[1]
 
     def eval_batches(self, split: str, batch: int, limit: int | None = None,
                      shapes: Shapes = DYNAMIC) -> Iterator[Batch]:
