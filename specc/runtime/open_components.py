@@ -8,7 +8,9 @@ evaluating its metrics, and saving it as a state dict plus the call that built i
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +183,6 @@ class OpenComponents:
     def _evaluate_once(self, metrics: list[dict[str, Any]]) -> dict[str, Any]:
         """Every metric on the current weights: the language-model metrics in one pass per split,
         the objective's held-out loss for other models, then the specc.api metrics."""
-        import torch
 
         batch = max(int(self.train["batch"]), 32)
         builtin = [m for m in metrics if not is_api_component(m)]
@@ -194,36 +195,38 @@ class OpenComponents:
             for m in builtin:
                 if m["component"] == "loss":
                     out[M.metric_key(m)] = self._objective_loss(M.split_of(m) or "test", batch)
+        with self._evaluating():
+            for key, fn in self.metric_fns.items():
+                out.update(_flatten(key, fn(self.model_raw, self.data)))
+                self.rt.boundary()
+        return out
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The model in eval mode, without gradients; its mode restored after."""
+        import torch
+
         was_training = self.model_raw.training
         self.model_raw.eval()
         try:
             with torch.no_grad():
-                for key, fn in self.metric_fns.items():
-                    out.update(_flatten(key, fn(self.model_raw, self.data)))
-                    self.rt.boundary()
+                yield
         finally:
             self.model_raw.train(was_training)
-        return out
 
     def _objective_loss(self, split: str, batch: int) -> float:
         """The objective's summed loss over its summed weight on a split (held-out loss)."""
-        import torch
 
         total = weight = None
-        was_training = self.model_raw.training
-        self.model_raw.eval()
-        try:
-            with torch.no_grad():
-                for b in self.data.eval_batches(split, batch):
-                    b = self.rt.to_device(dict(b))
-                    with self.rt.autocast():
-                        loss, w = self.objective(self.model_raw, b)[:2]
-                    total = loss.detach().double() if total is None else total + loss.double()
-                    w = w.double() if hasattr(w, "double") else float(w)
-                    weight = w if weight is None else weight + w
-                    self.rt.boundary()
-        finally:
-            self.model_raw.train(was_training)
+        with self._evaluating():
+            for b in self.data.eval_batches(split, batch):
+                b = self.rt.to_device(dict(b))
+                with self.rt.autocast():
+                    loss, w = self.objective(self.model_raw, b)[:2]
+                total = loss.detach().double() if total is None else total + loss.double()
+                w = w.double() if hasattr(w, "double") else float(w)
+                weight = w if weight is None else weight + w
+                self.rt.boundary()
         if total is None:
             return float("nan")
         return float(total.item()) / float(weight.item() if hasattr(weight, "item") else weight)
