@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import attrs
 
 KINDS = ("model", "data", "objective", "metric", "policy", "vocab", "optimizer", "schedule",
-         "report")
+         "report", "corruption", "targets", "selector", "circuit", "circuit_metric")
 
 
 @attrs.frozen
@@ -83,6 +83,10 @@ class BuildContext:
     data: Any = None
     vocab: Any = None
     model: Any = None
+    store: Path | None = None  # the run store's root (where other experiments' runs are)
+    attention: str = "sdpa"  # the attention implementation the precision settings ask for
+    context: int = 0  # a language model's context length (token data cut to it)
+    config: dict[str, Any] = attrs.field(factory=dict)  # the component's whole resolved config
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """A batch's tensors moved to the run's device (other values unchanged)."""
@@ -140,10 +144,50 @@ class Searched:
     """`searched`: the value of the sweep axis or search parameter of the same name."""
 
 
+class Experiment:
+    """An experiment declared in the spec (``checkpoint(experiment = pretrain)``)."""
+
+
+class Corruption:
+    """How a task corrupts a clean prompt for circuit pairs."""
+
+
+class Targets:
+    """The modules a LoRA policy adapts (``all_linear``, ``attention``, ``mlp``)."""
+
+
+class Selector:
+    """How circuit-aware LoRA picks its critical layers."""
+
+
+class Circuit:
+    """A circuit declaration (a discovery method's call)."""
+
+
+class Pairs:
+    """Clean/corrupted prompt pairs: ``task.circuit``."""
+
+
+class CircuitMetric:
+    """What a circuit's edge scores explain."""
+
+
+class Fraction:
+    """A number in 0..1, also written as a percentage (``5%``); a string default is spec
+    source: ``test: Fraction = "5%"``."""
+
+
+class IntRange:
+    """An integer range ``lo..hi``; a string default is spec source: ``"0..999"``."""
+
+
 KIND_TYPES = {"Model": "model", "Data": "data", "Split": "split", "Objective": "objective",
               "Metric": "metric", "Policy": "policy", "Vocab": "vocab", "Optimizer": "optimizer",
-              "Schedule": "schedule", "Searched": "searched"}
+              "Schedule": "schedule", "Searched": "searched", "Experiment": "experiment",
+              "Corruption": "corruption", "Targets": "targets", "Selector": "selector",
+              "Circuit": "circuit", "Pairs": "pairs", "CircuitMetric": "circuit_metric"}
 
-__all__ = ["KINDS", "KIND_TYPES", "BuildContext", "Data", "Info", "Loss", "Metric", "Model",
-           "Objective", "Optimizer", "Policy", "Range", "Schedule", "Searched", "Split", "Vocab",
-           "component"]
+__all__ = ["KINDS", "KIND_TYPES", "BuildContext", "Circuit", "CircuitMetric", "Corruption", "Data",
+           "Experiment", "Fraction", "Info", "IntRange", "Loss", "Metric", "Model", "Objective",
+           "Optimizer", "Pairs", "Policy", "Range", "Schedule", "Searched", "Selector", "Split",
+           "Targets", "Vocab", "component"]

@@ -534,18 +534,45 @@ def test_next_token_reproduces_the_quickstart_curve(tmp_path: Path) -> None:
         assert worst <= 1e-6, worst
 
 
-def test_every_builtin_metric_is_computed_at_run_time() -> None:
-    """A metric that passes check is never refused at run time (faithfulness once was): the
-    language-model and circuit metrics are the loop's, the others are specc.api builders."""
+def test_every_builtin_component_is_its_builder() -> None:
+    """There is no hand-written table of components: every built-in a spec can name (outside
+    the language's search forms and functions) is a specc.api builder whose signature is its
+    catalogue entry, so a declared-but-missing component is impossible (faithfulness once
+    passed check and was refused at run time)."""
+    from pathlib import Path
+
+    from specc.catalogue.components import LANGUAGE_FORMS, builtin_registry
+    from specc.components import builtin
+    from specc.runtime.plugins import check_drift
+
+    forms = {c.name for c in LANGUAGE_FORMS}
+    assert {c.kind for c in LANGUAGE_FORMS} <= {"sampler", "pruner", "retry", "distribution",
+                                                "function"}
+    names = [c for c in builtin_registry().components if c.name not in forms]
+    assert len(names) >= 67
+    kinds = {c.kind for c in names}
+    assert {"model", "data", "vocab", "policy", "optimizer", "schedule", "objective", "metric",
+            "circuit", "circuit_metric", "corruption", "targets", "selector", "report"} <= kinds
+    for c in names:
+        fn = builtin(c.name)
+        assert fn is not None and fn.__specc__.kind == c.kind, c.name
+        check_drift(fn, Path(fn.__code__.co_filename), c.origin.function, None)
+
+
+def test_builtin_metrics_build_what_the_loop_computes() -> None:
     from specc.catalogue.components import builtin_registry
-    from specc.catalogue.pyread import is_api_component
-    from specc.components import generic
+    from specc.components import build
     from specc.components import metrics as M
 
-    metrics = builtin_registry().of_kind("metric")
-    assert {"faithfulness", "accuracy", "loss"} <= {m.name for m in metrics}
-    for m in metrics:
-        if is_api_component({"component": m.name}):
-            assert hasattr(getattr(generic, m.name), "__specc__"), m.name
-        else:
-            M.check_supported([{"component": m.name}])
+    split = {"member": "validation"}
+    s = {"loss_sum": 6.0, "tokens": 3.0, "correct": 2.0, "exact": 1.0, "examples": 4.0}
+    assert build({"component": "loss", "split": split}).value(s) == 2.0
+    assert build({"component": "loss", "split": split}).split == "validation"
+    assert build({"component": "token_accuracy"}).value(s) == 2.0 / 3.0
+    assert build({"component": "exact_match", "split": split, "limit": 3}).limit == 3
+    assert build({"component": "exact_match", "split": split}).value(s) == 0.25
+    for m in builtin_registry().of_kind("metric"):
+        if m.origin.module == "specc.components.metrics":
+            args = {p.name: {"member": "test"} for p in m.params if p.default == "<required>"}
+            built = build({"component": m.name, **args})
+            assert isinstance(built, (M.TokenStatistic, M.CircuitStatistic)), m.name

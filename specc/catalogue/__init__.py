@@ -2,9 +2,7 @@
 
 from specc.catalogue.components import (
     BACKENDS,
-    BY_NAME,
-    CATALOGUE,
-    KINDS,
+    LANGUAGE_FORMS,
     Component,
     Origin,
     Param,
@@ -13,5 +11,5 @@ from specc.catalogue.components import (
     lookup,
 )
 
-__all__ = ["BACKENDS", "BY_NAME", "CATALOGUE", "KINDS", "Component", "Origin", "Param", "Registry",
+__all__ = ["BACKENDS", "LANGUAGE_FORMS", "Component", "Origin", "Param", "Registry",
            "all_components", "lookup"]

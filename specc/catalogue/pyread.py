@@ -29,10 +29,11 @@ from specc.catalogue.components import REQUIRED, Component, Origin, Param
 
 MAX_COMPONENT_BYTES = 1 << 20
 GROUP = "specc.components"
-VOCABULARY = ("int, float, str, bool, Literal[...], list[X], tuple[X, Y], X | None, "
-              "Union[X, Y], Annotated[X, Range(lo=..., hi=...)] or a kind (" +
+VOCABULARY = ("int, float, str, bool, Fraction, IntRange, Literal[...], list[X], tuple[X, Y], "
+              "X | None, Union[X, Y], Annotated[X, Range(lo=..., hi=...)] or a kind (" +
               ", ".join(KIND_TYPES) + ")")
-_PRIMS = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL}
+_PRIMS = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL,
+          "Fraction": T.FRACTION, "IntRange": T.RangeT()}
 _RUNTIME_PARAMS = ("ctx",)  # filled by the loop, never by the spec
 
 
@@ -204,9 +205,22 @@ def _component(fn: ast.FunctionDef | ast.AsyncFunctionDef, deco: ast.Call, names
     if members is None:
         members = ("train", "test") if kind == "data" else ()
     return Component(opts.get("name", fn.name), kind, summary or fn.name, params,
-                     members=tuple((m, "split") for m in members),
+                     members=tuple(_member(m, deco) for m in members),
                      provides=opts.get("provides", ()), requires=opts.get("requires", ()),
                      origin=origin)
+
+
+_MEMBER_KINDS = ("split", "pairs")
+
+
+def _member(text: str, deco: ast.Call) -> tuple[str, str]:
+    """``"train"`` is a split; ``"circuit:pairs"`` a member of another kind."""
+    name, _, kind = text.partition(":")
+    kind = kind or "split"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or kind not in _MEMBER_KINDS:
+        raise _Bad(deco, f'member "{text}" is not a name, or a name:kind with kind one of '
+                         f"{', '.join(_MEMBER_KINDS)}")
+    return name, kind
 
 
 def _params(fn: ast.FunctionDef | ast.AsyncFunctionDef, names: _Names,
@@ -268,7 +282,7 @@ def _annotation(node: ast.AST, names: _Names) -> tuple[T.Type, dict[str, Any]]:
 
 def _numeric(t: T.Type) -> bool:
     match t:
-        case T.Prim(name="int") | T.Prim(name="float"):
+        case T.Prim(name="int") | T.Prim(name="float") | T.Prim(name="fraction"):
             return True
         case T.Optional_(inner=i) | T.ListOf(item=i):
             return _numeric(i)
@@ -372,13 +386,13 @@ def _default(node: ast.expr, t: T.Type) -> str:
         raise _Bad(node, f"the default `{ast.unparse(node)}` is not a literal\n"
                          "defaults are literals (numbers, strings, True/False, None, lists, "
                          "tuples); compute values inside the builder") from None
-    return _exp_text(value, node, t)
+    return _exp_text(value, node, t, top=True)
 
 
 _enum_words = T.enum_words
 
 
-def _exp_text(value: Any, node: ast.AST, t: T.Type) -> str:
+def _exp_text(value: Any, node: ast.AST, t: T.Type, top: bool = False) -> str:
     match value:
         case None:
             return "none"
@@ -392,15 +406,48 @@ def _exp_text(value: Any, node: ast.AST, t: T.Type) -> str:
         case str():
             if value in _enum_words(t) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
                 return value
+            if _spec_source(value, t):
+                return value
             escaped = value.replace("\\", "\\\\").replace('"', '\\"')
             return f'"{escaped}"'
         case list():
+            return "[" + ", ".join(_exp_text(v, node, t) for v in value) + "]"
+        case tuple() if top and isinstance(t.inner if isinstance(t, T.Optional_) else t,
+                                           T.ListOf):
+            # a list parameter's immutable default: `ops: list[str] = ("+", "-")`
             return "[" + ", ".join(_exp_text(v, node, t) for v in value) + "]"
         case tuple():
             inner = ", ".join(_exp_text(v, node, t) for v in value)
             return f"({inner},)" if len(value) == 1 else f"({inner})"
     raise _Bad(node, f"the default {value!r} is not a value a spec can write\n"
                      "use numbers, strings, booleans, None, lists or tuples")
+
+
+_PERCENT = re.compile(r"\d+(\.\d+)?%")
+_RANGE = re.compile(r"-?\d+\.\.-?\d+")
+
+
+def _spec_source(value: str, t: T.Type) -> bool:
+    """Whether a string default is spec source rather than a string: a percentage for a
+    Fraction, ``lo..hi`` for an IntRange, a component name or call (``lora(rank = 2)``) for a
+    parameter that takes a kind (docs/components.md)."""
+    inner = t.inner if isinstance(t, T.Optional_) else t
+    options = inner.options if isinstance(inner, T.Union_) else (inner,)
+    if T.FRACTION in options and _PERCENT.fullmatch(value):
+        return True
+    if T.RangeT() in options and _RANGE.fullmatch(value):
+        return True
+    if not T.kinds_in(t) or T.STR in options:
+        return False
+    try:
+        node = ast.parse(value, mode="eval").body
+    except SyntaxError:
+        return False
+    if isinstance(node, ast.Name):
+        return True
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and all(isinstance(a, ast.Constant) for a in node.args)
+            and all(k.arg and isinstance(k.value, ast.Constant) for k in node.keywords))
 
 
 def _docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -495,7 +542,15 @@ def entry_points() -> tuple[EntryPoint, ...]:
     return tuple(sorted(found, key=lambda e: (e.name, e.module)))
 
 
-BUILTIN_MODULES = ("specc.components.generic", "specc.components.training")
+# specc's own components, one module per family. The generic ones follow the contracts of
+# docs/components.md (any model, the generic loop); the others are the language-model loop's
+# (a vocabulary, token data, Hugging Face causal LMs, circuits) and take its context.
+GENERIC_MODULES = ("specc.components.generic", "specc.components.training")
+BUILTIN_MODULES = ("specc.components.models", "specc.components.vocab",
+                   "specc.components.tasks", "specc.components.data",
+                   "specc.components.policies", "specc.components.training",
+                   "specc.components.generic", "specc.components.circuits",
+                   "specc.components.metrics", "specc.components.reports")
 
 
 @functools.lru_cache(maxsize=1)
@@ -537,8 +592,9 @@ def plugin_reads() -> list[tuple[EntryPoint, Path | None, Read | None]]:
 
 @functools.lru_cache(maxsize=1)
 def generic_names() -> frozenset[str]:
-    """specc's own ``@component`` builders (read from source, not imported)."""
-    return frozenset(c.name for c in builtin_components())
+    """specc's own builders that follow the generic contracts (read from source)."""
+    return frozenset(c.name for c in builtin_components()
+                     if c.origin.module in GENERIC_MODULES)
 
 
 def is_api_component(cfg: Any) -> bool:

@@ -15,21 +15,12 @@ from specc.circuits.forward import CircuitModel
 Pair = tuple[list[int], list[int], int]  # clean ids, corrupted ids, the clean answer's token
 
 
-def metric_fn(name: str) -> Callable[..., Any]:
-    """Per-example metric on last-token logits: kl_last_token, logit_diff or answer_prob."""
-    import torch.nn.functional as F
+def metric_fn(metric: str | dict[str, Any]) -> Callable[..., Any]:
+    """The per-example metric on last-token logits a circuit_metric component builds
+    (specc/components/circuits.py)."""
+    from specc.components import build
 
-    def kl(logits: Any, clean: Any, answer: Any, corrupt_top: Any) -> Any:
-        return F.kl_div(logits.log_softmax(-1), clean.log_softmax(-1), log_target=True,
-                        reduction="none").mean(-1)
-
-    def logit_diff(logits: Any, clean: Any, answer: Any, corrupt_top: Any) -> Any:
-        return (logits.gather(-1, answer[:, None]) - logits.gather(-1, corrupt_top[:, None]))[:, 0]
-
-    def answer_prob(logits: Any, clean: Any, answer: Any, corrupt_top: Any) -> Any:
-        return logits.softmax(-1).gather(-1, answer[:, None])[:, 0]
-
-    return {"kl_last_token": kl, "logit_diff": logit_diff, "answer_prob": answer_prob}[name]
+    return build(metric)  # type: ignore[no-any-return]
 
 
 def batches(pairs: Sequence[Pair], size: int) -> list[tuple[Any, Any, Any]]:

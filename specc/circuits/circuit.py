@@ -170,15 +170,10 @@ def per_layer(graph: Graph, change: Any, include_input: bool = True) -> list[flo
 
 
 def critical_layers(sums: list[float], selector: dict[str, Any]) -> list[int]:
-    """top_layers(k): the k largest; above_mean(std_mult): above mean + std_mult * std."""
-    import statistics
+    """The layers a selector component picks from the per-layer sums."""
+    from specc.components import build
 
-    if selector.get("component") == "above_mean":
-        mean = statistics.fmean(sums)
-        std = statistics.pstdev(sums)
-        return [i for i, s in enumerate(sums) if s > mean + float(selector["std_mult"]) * std]
-    k = min(int(selector.get("k", 5)), len(sums))
-    return sorted(sorted(range(len(sums)), key=lambda i: -sums[i])[:k])
+    return list(build(selector)(sums))
 
 
 def union(circuits: list[Circuit], n_edges: int) -> Circuit:

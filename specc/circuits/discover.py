@@ -14,16 +14,13 @@ def discover(model: Any, pairs: list[Pair], cfg: dict[str, Any],
     """Score every edge with the configured method and keep the configured share."""
     was_training = model.training
     model.eval()
+    from specc.components import build
+
     metric = cfg.get("metric") or {"component": "kl_last_token"}
-    att = Attributor(model, pairs, metric.get("component", "kl_last_token"), batch=batch)
+    att = Attributor(model, pairs, metric, batch=batch)
     t0 = time.time()
     method = cfg["component"]
-    if method == "eap":
-        scores = att.eap()
-    elif method == "eap_ig":
-        scores = att.eap_ig(int(cfg.get("steps", 5)), str(cfg.get("endpoints", "paper")))
-    else:
-        scores = att.exact()
+    scores = build(cfg)(att)
     keep = cfg.get("keep", 0.05)
     circuit = Circuit.select(att.cm.graph, scores.detach(), keep, str(cfg.get("select", "top")))
     info = {"method": method, "examples": att.n, "seconds": round(time.time() - t0, 3),

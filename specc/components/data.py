@@ -6,16 +6,17 @@ resumed from a checkpoint sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
-import glob
 import math
 from collections.abc import Iterator
+from glob import glob as glob_files
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
+from specc.api import BuildContext, Fraction, Range, Vocab, component
 from specc.components import tasks
-from specc.components.vocab import Vocab
+from specc.components import vocab as V
 from specc.diagnostics import SpeccError
 
 Batch = dict[str, Any]  # tensors: input_ids, labels, attention_mask, (answer_mask)
@@ -82,11 +83,11 @@ class TaskData:
 
     kind = "task"
 
-    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int,
+    def __init__(self, cfg: dict[str, Any], gen: tasks.Gen, vocab: V.Vocab, context: int,
                  run_seed: int = 0) -> None:
         self.vocab = vocab
         self.context = context
-        self.splits = tasks.splits(cfg)
+        self.splits = tasks.splits(cfg, gen)
         self.encoded = {name: [self._encode(e) for e in exs] for name, exs in self.splits.items()}
         self.seed = order_seed(int(cfg.get("seed", 0)), run_seed)
         too_long = [len(ids) for ids, _ in self.encoded["train"] if len(ids) > context]
@@ -279,10 +280,9 @@ class ZipfNgrams(StreamData):
 class CorpusData(StreamData):
     """A local corpus (text files, JSONL, CSV, Parquet, a cached hub dataset), tokenized once."""
 
-    def __init__(self, cfg: dict[str, Any], vocab: Vocab, context: int, base: Path,
+    def __init__(self, cfg: dict[str, Any], texts: list[str], vocab: V.Vocab, context: int,
                  seed: int) -> None:
         super().__init__(context, seed)
-        texts = _read_texts(cfg, base)
         ids: list[int] = []
         for t in texts:
             ids.extend(vocab.encode(t))
@@ -309,54 +309,189 @@ class CorpusData(StreamData):
         return np.stack(rows)
 
 
-def _read_texts(cfg: dict[str, Any], base: Path) -> list[str]:
-    name = cfg["component"]
-    if name == "text_files":
-        pattern = cfg["glob"]
-        full = pattern if Path(pattern).is_absolute() else str(base / pattern)
-        files = sorted(glob.glob(full, recursive=True))
-        if not files:
-            msg = f'no file matches "{pattern}" (looked in {base})'
-            raise SpeccError(msg)
-        return [Path(f).read_text(errors="replace") for f in files]
+def _read_texts(cfg: dict[str, Any], base: Path, load: Any) -> list[str]:
+    """The texts of a local file through `datasets` (``load`` gives its dataset), or of a
+    cached hub dataset: the ``field`` column."""
     import datasets
 
     datasets.disable_progress_bars()
     field = cfg.get("field", "text")
-    if name == "hf_dataset":
-        import os
-
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        try:
-            ds = datasets.load_dataset(cfg["id"], split=cfg.get("split", "train"))
-        except Exception as exc:
-            msg = (f'dataset "{cfg["id"]}" is not in the local Hugging Face cache and nothing is '
-                   f"downloaded at run time ({type(exc).__name__})")
-            raise SpeccError(msg) from exc
-    else:
-        path = Path(cfg["path"])
-        path = path if path.is_absolute() else base / path
-        if not path.exists():
-            msg = f'data file "{cfg["path"]}" does not exist (looked for {path})'
-            raise SpeccError(msg)
-        builder = {"jsonl": "json", "csv": "csv", "parquet": "parquet"}[name]
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+    ds = load(datasets)
     if field not in ds.column_names:
         msg = f'{cfg.get("path") or cfg.get("id")} has no field "{field}" ({ds.column_names})'
         raise SpeccError(msg)
     return [str(t) for t in ds[field]]
 
 
-def build_data(cfg: dict[str, Any], vocab: Vocab, context: int, base: Path,
+def _local_file(cfg: dict[str, Any], base: Path, builder: str) -> Any:
+    def load(datasets: Any) -> Any:
+        path = Path(cfg["path"])
+        path = path if path.is_absolute() else base / path
+        if not path.exists():
+            msg = f'data file "{cfg["path"]}" does not exist (looked for {path})'
+            raise SpeccError(msg)
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+
+    return load
+
+
+def _corpus(texts: list[str], ctx: BuildContext) -> CorpusData:
+    return CorpusData(ctx.config, texts, ctx.vocab, ctx.context, ctx.seed)
+
+
+# ------------------------------------------------------------------------------------ builders
+@component("data", provides=("tokens",), members=("train", "test", "validation"))
+def zipf_ngrams(
+    *,
+    vocab: Annotated[int, Range(lo=2)] = 256,
+    rules: Annotated[int, Range(lo=1)] = 4096,
+    alpha: Annotated[float, Range(lo=0, lo_open=True)] = 1.1,
+    order: Annotated[int, Range(lo=1)] = 3,
+    heldout: Annotated[int, Range(lo=1)] = 64,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """An infinite synthetic token stream with power-law n-gram structure.
+
+    Args:
+        vocab: token count
+        rules: n-gram rules
+        alpha: Zipf exponent
+        order: n-gram order
+        heldout: held-out sequences
+        seed: random seed
+    """
+    return ZipfNgrams(ctx.config, ctx.context, ctx.vocab.size, ctx.seed)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation"))
+def text_files(
+    *,
+    glob: str,
+    tokenizer: Vocab = "bytes",
+    test: Annotated[Fraction, Range(lo=0, hi=1)] = "5%",
+    ctx: BuildContext,
+) -> Any:
+    """Local text files matched by a glob.
+
+    Args:
+        glob: files, relative to the spec
+        tokenizer: how text becomes tokens
+        test: held-out share
+    """
+    full = glob if Path(glob).is_absolute() else str(ctx.base / glob)
+    files = sorted(glob_files(full, recursive=True))
+    if not files:
+        msg = f'no file matches "{glob}" (looked in {ctx.base})'
+        raise SpeccError(msg)
+    return _corpus([Path(f).read_text(errors="replace") for f in files], ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation"))
+def jsonl(
+    *,
+    path: str,
+    field: str = "text",
+    tokenizer: Vocab = "bytes",
+    test: Annotated[Fraction, Range(lo=0, hi=1)] = "5%",
+    ctx: BuildContext,
+) -> Any:
+    """A local JSONL file through `datasets`.
+
+    Args:
+        path: the file
+        field: text field
+        tokenizer: tokenizer
+        test: held-out share
+    """
+    return _corpus(_read_texts(ctx.config, ctx.base, _local_file(ctx.config, ctx.base,
+                                                                    "json")), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation"), name="csv")
+def csv_file(
+    *,
+    path: str,
+    field: str = "text",
+    tokenizer: Vocab = "bytes",
+    test: Annotated[Fraction, Range(lo=0, hi=1)] = "5%",
+    ctx: BuildContext,
+) -> Any:
+    """A local CSV file through `datasets`.
+
+    Args:
+        path: the file
+        field: text column
+        tokenizer: tokenizer
+        test: held-out share
+    """
+    return _corpus(_read_texts(ctx.config, ctx.base, _local_file(ctx.config, ctx.base,
+                                                                    "csv")), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation"))
+def parquet(
+    *,
+    path: str,
+    field: str = "text",
+    tokenizer: Vocab = "bytes",
+    test: Annotated[Fraction, Range(lo=0, hi=1)] = "5%",
+    ctx: BuildContext,
+) -> Any:
+    """A local Parquet file through `datasets`.
+
+    Args:
+        path: the file
+        field: text column
+        tokenizer: tokenizer
+        test: held-out share
+    """
+    return _corpus(_read_texts(ctx.config, ctx.base, _local_file(ctx.config, ctx.base,
+                                                                    "parquet")), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation"))
+def hf_dataset(
+    *,
+    id: str,
+    field: str = "text",
+    tokenizer: Vocab = "bytes",
+    split: str = "train",
+    ctx: BuildContext,
+) -> Any:
+    """A dataset by hub id, from the local cache only.
+
+    Args:
+        id: hub id
+        field: text column
+        tokenizer: tokenizer
+        split: split to read
+    """
+    import os
+
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    def load(datasets: Any) -> Any:
+        try:
+            return datasets.load_dataset(id, split=split)
+        except Exception as exc:
+            msg = (f'dataset "{id}" is not in the local Hugging Face cache and nothing is '
+                   f"downloaded at run time ({type(exc).__name__})")
+            raise SpeccError(msg) from exc
+
+    return _corpus(_read_texts(ctx.config, ctx.base, load), ctx)
+
+
+
+def build_data(cfg: dict[str, Any], vocab: V.Vocab, context: int, base: Path,
                seed: int) -> TaskData | StreamData:
-    """The data feed a resolved ``data`` configuration names."""
-    name = cfg["component"]
-    if name in ("arithmetic", "sequence", "lcm", "linear_fn", "compositional"):
-        return TaskData(cfg, vocab, context, seed)
-    if name == "zipf_ngrams":
-        return ZipfNgrams(cfg, context, vocab.size, seed)
-    return CorpusData(cfg, vocab, context, base, seed)
+    """The token feed a resolved ``data`` configuration names (its builder, called with the
+    run's vocabulary, the model's context and the run's seed)."""
+    from specc.components import build
+
+    return build(cfg, BuildContext(seed=seed, base=base, vocab=vocab,  # type: ignore[no-any-return]
+                                   context=context))
 
 
 def order_seed(data_seed: int, run_seed: int) -> int:

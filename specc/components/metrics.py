@@ -1,4 +1,6 @@
-"""Metrics on a named split: loss, perplexity, token accuracy, exact match, parameter counts.
+"""The language-model loop's metrics (loss, perplexity, token accuracy, exact match) and the
+circuit metrics, as ``specc.api`` builders: the first return a ``TokenStatistic`` (one pass per
+split serves them all), the others a ``CircuitStatistic``.
 
 Exact match is greedy generation's exact match, computed in one teacher-forced pass: greedy
 decoding reproduces the answer (and stops) exactly when the argmax at every answer position,
@@ -8,14 +10,38 @@ given the answer so far, is the answer's next token, and after it the end-of-seq
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
+import attrs
+
+from specc.api import BuildContext, Circuit, Model, Range, Split, component
 from specc.components.data import DYNAMIC
-from specc.diagnostics import SpeccError
 
-RUNTIME_METRICS = ("loss", "perplexity", "token_accuracy", "exact_match")
-# Computed by the trainer's CircuitWatch on the circuit measured at the evaluation's step.
-CIRCUIT_METRICS = ("node_jaccard", "edge_jaccard", "faithfulness")
+
+@attrs.frozen
+class TokenStatistic:
+    """A language-model metric read from one teacher-forced pass over a split, shared by every
+    metric of that split: ``value(stats)`` of the summed loss, tokens, correctly predicted
+    tokens, exactly matched answers and examples. ``objective``: the held-out objective, which
+    models outside the language-model loop compute with their own objective instead."""
+
+    split: str
+    limit: int | None
+    value: Callable[[dict[str, float]], float]
+    objective: bool = False
+
+
+@attrs.frozen
+class CircuitStatistic:
+    """A metric of the circuit measured at an evaluation's step: ``value(circuit, base circuit,
+    discovery info) -> {key: value}`` (computed by the trainer's CircuitWatch)."""
+
+    value: Callable[[Any, Any, dict[str, Any]], dict[str, float]]
+
+
+def _split(split: Any) -> str:
+    return (split.get("member") if isinstance(split, dict) else None) or "test"
 
 
 def metric_key(cfg: dict[str, Any]) -> str:
@@ -29,20 +55,11 @@ def split_of(cfg: dict[str, Any]) -> str | None:
     return split.get("member") if isinstance(split, dict) else None
 
 
-def check_supported(metrics: list[dict[str, Any]]) -> None:
-    from specc.catalogue.pyread import is_api_component
-
-    for m in metrics:
-        if m["component"] not in RUNTIME_METRICS + CIRCUIT_METRICS and not is_api_component(m):
-            msg = (f"metric {m['component']} needs circuit analysis, which this version of specc "
-                   "does not run yet")
-            raise SpeccError(msg)
-
-
-def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int,
+def evaluate(model: Any, data: Any, stats: dict[str, TokenStatistic], *, batch: int,
              forward: Any, shapes: Any = None,
              boundary: Any = None) -> dict[str, float]:
-    """Every metric's value; splits are evaluated once for all metrics that read them.
+    """Every token statistic's value (by metric key); each split is read once for all the
+    statistics of it.
 
     ``shapes`` is the run's shape policy (evaluation batches get the training shapes);
     ``boundary`` is called after each batch (a compiling backend cuts its graph there).
@@ -50,32 +67,19 @@ def evaluate(model: Any, data: Any, metrics: list[dict[str, Any]], *, batch: int
     import torch
 
     out: dict[str, float] = {}
-    by_split: dict[str, list[dict[str, Any]]] = {}
-    for m in metrics:
-        if m["component"] in CIRCUIT_METRICS:
-            continue
-        else:
-            by_split.setdefault(split_of(m) or "test", []).append(m)
+    by_split: dict[str, list[tuple[str, TokenStatistic]]] = {}
+    for key, stat in stats.items():
+        by_split.setdefault(stat.split, []).append((key, stat))
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for split, ms in by_split.items():
-            limit = max((m.get("limit") or 0 for m in ms), default=0) or None
-            stats = _split_stats(data, split, batch, limit, forward, shapes, boundary)
-            for m in ms:
-                out[metric_key(m)] = _value(m["component"], stats)
+            limit = max((s.limit or 0 for _, s in ms), default=0) or None
+            totals = _split_stats(data, split, batch, limit, forward, shapes, boundary)
+            for key, stat in ms:
+                out[key] = stat.value(totals)
     model.train(was_training)
     return out
-
-
-def _value(name: str, s: dict[str, float]) -> float:
-    loss = s["loss_sum"] / max(s["tokens"], 1)
-    return {
-        "loss": loss,
-        "perplexity": math.exp(min(loss, 50.0)),
-        "token_accuracy": s["correct"] / max(s["tokens"], 1),
-        "exact_match": s["exact"] / max(s["examples"], 1),
-    }[name]
 
 
 def _split_stats(data: Any, split: str, batch: int, limit: int | None, forward: Any,
@@ -106,3 +110,92 @@ def _split_stats(data: Any, split: str, batch: int, limit: int | None, forward: 
         totals[k] = float(v.item())
     del torch
     return totals
+
+
+# ------------------------------------------------------------------------------------ builders
+@component("metric")
+def loss(*, split: Split | None = None, ctx: BuildContext) -> Any:
+    """The objective on held-out data (mean token cross-entropy for language models).
+
+    Args:
+        split: split (none: held-out)
+    """
+    return TokenStatistic(_split(split), None, lambda s: s["loss_sum"] / max(s["tokens"], 1),
+                          objective=True)
+
+
+@component("metric", requires=("causal_lm",))
+def perplexity(*, split: Split | None = None, ctx: BuildContext) -> Any:
+    """Exp of the loss.
+
+    Args:
+        split: split (none: held-out)
+    """
+    return TokenStatistic(_split(split), None, lambda s: math.exp(
+        min(s["loss_sum"] / max(s["tokens"], 1), 50.0)))
+
+
+@component("metric", requires=("causal_lm",))
+def token_accuracy(*, split: Split | None = None, ctx: BuildContext) -> Any:
+    """Share of next tokens predicted exactly.
+
+    Args:
+        split: split
+    """
+    return TokenStatistic(_split(split), None, lambda s: s["correct"] / max(s["tokens"], 1))
+
+
+@component("metric", requires=("causal_lm",))
+def exact_match(
+    *,
+    split: Split,
+    limit: Annotated[int | None, Range(lo=1)] = None,
+    ctx: BuildContext,
+) -> Any:
+    """Share of generated answers that match exactly.
+
+    Args:
+        split: the split to evaluate (task.test)
+        limit: examples evaluated (none: all)
+    """
+    return TokenStatistic(_split(split), limit, lambda s: s["exact"] / max(s["examples"], 1))
+
+
+@component("metric")
+def node_jaccard(*, circuit: Circuit, other: Model | Circuit, ctx: BuildContext) -> Any:
+    """Node Jaccard of the circuit with another's.
+
+    Args:
+        circuit: the measured circuit
+        other: what to compare with
+    """
+    from specc.circuits.circuit import node_jaccard as jaccard
+
+    return CircuitStatistic(lambda circuit, base, info: {"node_jaccard": jaccard(circuit, base)})
+
+
+@component("metric")
+def edge_jaccard(*, circuit: Circuit, other: Model | Circuit, ctx: BuildContext) -> Any:
+    """Edge Jaccard of the circuit with another's.
+
+    Args:
+        circuit: the measured circuit
+        other: what to compare with
+    """
+    from specc.circuits.circuit import edge_jaccard as jaccard
+
+    return CircuitStatistic(lambda circuit, base, info: {"edge_jaccard": jaccard(circuit, base)})
+
+
+@component("metric")
+def faithfulness(*, circuit: Circuit, ctx: BuildContext) -> Any:
+    """Metric recovered by the circuit alone (patching every edge outside it):
+    `.paper_percent`, `.normalized`, `.baseline`, `.circuit`.
+
+    Args:
+        circuit: the circuit
+    """
+    # patching every edge outside the circuit (measured when the circuit was found)
+    return CircuitStatistic(lambda circuit, base, info: {
+        f"faithfulness.{k}": float(v) for k, v in info["faithfulness"].items()})
+

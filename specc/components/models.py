@@ -1,82 +1,173 @@
 """Models: Hugging Face causal LMs built from a config, local or cached pretrained models, and
-the final checkpoint of another experiment."""
+the final checkpoint of another experiment. Each is a ``specc.api`` builder (its signature is
+its catalogue entry); the loop calls it with the run's vocabulary, seed, attention
+implementation and store in ``ctx``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from specc.api import BuildContext, Experiment, Fraction, Range, Vocab, component
 from specc.diagnostics import SpeccError
 
-# Model kinds are pluggable: each builder takes the resolved config and a vocabulary size and
-# returns a torch module. Nothing outside the LM builders assumes a causal LM.
-FAMILY = {"gpt2": "causal_lm", "pythia": "causal_lm", "llama": "causal_lm",
-          "pretrained": "causal_lm", "checkpoint": "causal_lm"}
 
+@component("model", provides=("causal_lm",))
+def gpt2(
+    *,
+    layers: Annotated[int, Range(lo=1)] = 12,
+    heads: Annotated[int, Range(lo=1)] = 12,
+    width: Annotated[int, Range(lo=1)] = 768,
+    context: Annotated[int, Range(lo=1)] = 1024,
+    vocab: Vocab,
+    mlp_ratio: Annotated[int, Range(lo=1)] = 4,
+    dropout: Annotated[float, Range(lo=0, hi=1)] = 0.0,
+    ctx: BuildContext,
+) -> Any:
+    """GPT-2-like causal LM (sequential attention then MLP), built from a config.
 
-def _attn(precision_attention: str) -> str:
-    return "eager" if precision_attention == "eager" else "sdpa"
-
-
-def build_config(cfg: dict[str, Any], vocab_size: int, attention: str = "sdpa",
-                 specials: dict[str, int] | None = None) -> Any:
-    """The transformers config of a model built from shape parameters."""
+    Args:
+        layers: number of transformer blocks
+        heads: attention heads per block
+        width: hidden size (d_model); must divide by heads
+        context: maximum sequence length
+        vocab: the vocabulary: numbers(0..199), bytes or tokenizer(path)
+        mlp_ratio: MLP hidden size as a multiple of width
+        dropout: dropout probability
+    """
     import transformers as tf
 
-    d, layers, heads = int(cfg["width"]), int(cfg["layers"]), int(cfg["heads"])
-    if d % heads:
-        msg = f"width {d} must be divisible by heads {heads}"
-        raise SpeccError(msg)
-    ctx, mlp = int(cfg["context"]), int(cfg["width"]) * int(cfg["mlp_ratio"])
-    drop = float(cfg["dropout"])
-    name = cfg["component"]
-    if name == "gpt2":
-        conf = tf.GPT2Config(vocab_size=vocab_size, n_positions=ctx, n_embd=d, n_layer=layers,
-                             n_head=heads, n_inner=mlp, resid_pdrop=drop, embd_pdrop=drop,
-                             attn_pdrop=drop, tie_word_embeddings=True)
-    elif name == "pythia":
-        conf = tf.GPTNeoXConfig(vocab_size=vocab_size, hidden_size=d, num_hidden_layers=layers,
-                                num_attention_heads=heads, intermediate_size=mlp,
-                                max_position_embeddings=ctx, rotary_pct=float(cfg["rotary_pct"]),
-                                use_parallel_residual=True, hidden_dropout=drop,
-                                attention_dropout=drop, tie_word_embeddings=False)
-    elif name == "llama":
-        kv = cfg.get("kv_heads") or heads
-        conf = tf.LlamaConfig(vocab_size=vocab_size, hidden_size=d, num_hidden_layers=layers,
-                              num_attention_heads=heads, num_key_value_heads=int(kv),
-                              intermediate_size=mlp, max_position_embeddings=ctx,
-                              rope_theta=float(cfg["rope_theta"]), attention_dropout=drop,
-                              tie_word_embeddings=False)
-    else:
-        msg = f"{name} is not built from a config"
-        raise SpeccError(msg)
-    for key, value in (specials or {}).items():
-        setattr(conf, f"{key}_token_id", value)
-    conf._attn_implementation = attention
-    return conf
+    _divides(width, heads)
+    return _from_config(tf.GPT2Config(
+        vocab_size=ctx.vocab.size, n_positions=context, n_embd=width, n_layer=layers,
+        n_head=heads, n_inner=width * mlp_ratio, resid_pdrop=dropout, embd_pdrop=dropout,
+        attn_pdrop=dropout, tie_word_embeddings=True), ctx)
 
 
-def build_model(cfg: dict[str, Any], vocab_size: int, *, base: Path, store_root: Path,
-                attention: str = "sdpa", seed: int = 0,
-                specials: dict[str, int] | None = None) -> Any:
-    """A model for a resolved ``model`` configuration; weights initialised from ``seed``."""
+@component("model", provides=("causal_lm",))
+def pythia(
+    *,
+    layers: Annotated[int, Range(lo=1)] = 12,
+    heads: Annotated[int, Range(lo=1)] = 12,
+    width: Annotated[int, Range(lo=1)] = 768,
+    context: Annotated[int, Range(lo=1)] = 1024,
+    vocab: Vocab,
+    mlp_ratio: Annotated[int, Range(lo=1)] = 4,
+    dropout: Annotated[float, Range(lo=0, hi=1)] = 0.0,
+    rotary_pct: Annotated[Fraction, Range(lo=0, hi=1)] = "25%",
+    ctx: BuildContext,
+) -> Any:
+    """GPT-NeoX/Pythia-like causal LM (parallel attention and MLP, rotary).
+
+    Args:
+        layers: number of transformer blocks
+        heads: attention heads per block
+        width: hidden size (d_model); must divide by heads
+        context: maximum sequence length
+        vocab: the vocabulary: numbers(0..199), bytes or tokenizer(path)
+        mlp_ratio: MLP hidden size as a multiple of width
+        dropout: dropout probability
+        rotary_pct: share of head dims with rotary embeddings
+    """
+    import transformers as tf
+
+    _divides(width, heads)
+    return _from_config(tf.GPTNeoXConfig(
+        vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=width * mlp_ratio,
+        max_position_embeddings=context, rotary_pct=float(rotary_pct),
+        use_parallel_residual=True, hidden_dropout=dropout, attention_dropout=dropout,
+        tie_word_embeddings=False), ctx)
+
+
+@component("model", provides=("causal_lm",))
+def llama(
+    *,
+    layers: Annotated[int, Range(lo=1)] = 12,
+    heads: Annotated[int, Range(lo=1)] = 12,
+    width: Annotated[int, Range(lo=1)] = 768,
+    context: Annotated[int, Range(lo=1)] = 1024,
+    vocab: Vocab,
+    mlp_ratio: Annotated[int, Range(lo=1)] = 4,
+    dropout: Annotated[float, Range(lo=0, hi=1)] = 0.0,
+    kv_heads: Annotated[int | None, Range(lo=1)] = None,
+    rope_theta: Annotated[float, Range(lo=0, lo_open=True)] = 10000.0,
+    ctx: BuildContext,
+) -> Any:
+    """Llama-like causal LM (RMSNorm, SwiGLU, rotary, grouped KV).
+
+    Args:
+        layers: number of transformer blocks
+        heads: attention heads per block
+        width: hidden size (d_model); must divide by heads
+        context: maximum sequence length
+        vocab: the vocabulary: numbers(0..199), bytes or tokenizer(path)
+        mlp_ratio: MLP hidden size as a multiple of width
+        dropout: dropout probability
+        kv_heads: key/value heads (none: same as heads)
+        rope_theta: rotary base
+    """
+    import transformers as tf
+
+    _divides(width, heads)
+    return _from_config(tf.LlamaConfig(
+        vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=int(kv_heads or heads),
+        intermediate_size=width * mlp_ratio, max_position_embeddings=context,
+        rope_theta=float(rope_theta), attention_dropout=dropout, tie_word_embeddings=False), ctx)
+
+
+@component("model", provides=("causal_lm",))
+def pretrained(*, source: str, revision: str | None = None, ctx: BuildContext) -> Any:
+    """A Hugging Face model from a local directory or a hub id (read from the local cache, never
+    downloaded at run time).
+
+    Args:
+        source: a local directory or a hub id
+        revision: hub revision
+    """
+    quiet_transformers()
+    return load_pretrained(source, ctx.base, revision, ctx.attention)
+
+
+@component("model", provides=("causal_lm",))
+def checkpoint(*, experiment: Experiment, run: str | None = None, ctx: BuildContext) -> Any:
+    """The final checkpoint of another experiment's run.
+
+    Args:
+        experiment: the experiment that trains it
+        run: a run hash (none: the experiment's only run)
+    """
+    quiet_transformers()
+    return load_pretrained(str(checkpoint_dir(ctx.config, _store(ctx))), ctx.base, None,
+                           ctx.attention)
+
+
+def _store(ctx: BuildContext) -> Path:
+    if ctx.store is None:
+        raise SpeccError("checkpoint(...) needs the run store, and none was given")
+    return ctx.store
+
+
+def _divides(width: int, heads: int) -> None:
+    if width % heads:
+        msg = f"width {width} must be divisible by heads {heads}"
+        raise SpeccError(msg)
+
+
+def _from_config(conf: Any, ctx: BuildContext) -> Any:
+    """A causal LM from its transformers config: the vocabulary's special tokens, the run's
+    attention implementation, weights initialised from the run's seed."""
     import torch
     import transformers as tf
 
     quiet_transformers()
-    name = cfg["component"]
-    if name in ("gpt2", "pythia", "llama"):
-        torch.manual_seed(seed)
-        conf = build_config(cfg, vocab_size, attention, specials)
-        return tf.AutoModelForCausalLM.from_config(conf, attn_implementation=attention)
-    if name == "pretrained":
-        return load_pretrained(str(cfg["source"]), base, cfg.get("revision"), attention)
-    if name == "checkpoint":
-        path = checkpoint_dir(cfg, store_root)
-        return load_pretrained(str(path), base, None, attention)
-    msg = f"unknown model {name!r}"
-    raise SpeccError(msg)
+    for key in ("bos", "eos", "pad"):
+        setattr(conf, f"{key}_token_id", getattr(ctx.vocab, key))
+    conf._attn_implementation = ctx.attention
+    torch.manual_seed(ctx.seed)
+    return tf.AutoModelForCausalLM.from_config(conf, attn_implementation=ctx.attention)
 
 
 VOCAB_FILE = "specc_vocab.json"
@@ -101,8 +192,8 @@ def vocab_config(cfg: dict[str, Any], base: Path, store_root: Path) -> dict[str,
         return dict(json.loads((directory / VOCAB_FILE).read_text()))
     if directory is not None:
         return {"component": "tokenizer", "path": str(directory)}
-    if name == "pretrained":
-        return {"component": "hub_tokenizer", "id": str(cfg["source"])}
+    if name == "pretrained":  # a hub id: its tokenizer from the local cache
+        return {"component": "tokenizer", "path": str(cfg["source"])}
     return {"component": "bytes"}
 
 

@@ -1,12 +1,18 @@
 """Policies: which parameters train. Full, freeze by pattern, LoRA and AdaLoRA through peft, and
-LoRA with per-layer ranks (the random-layers control)."""
+LoRA with per-layer ranks (circuit-aware, and the random-layers control); the LoRA targets and
+circuit-aware LoRA's layer selectors. Each is a ``specc.api`` builder: a policy's returns
+``apply(model, at: Applying) -> model``, a targets component's ``modules(model) -> [suffix]``,
+a selector's ``pick(sums per layer) -> [layer]``."""
 
 from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import attrs
+
+from specc.api import BuildContext, Data, Policy, Range, Selector, Targets, component
 from specc.diagnostics import SpeccError
 
 # Linear modules of one block per model type, as module-name suffixes (Note [Linear modules per
@@ -30,17 +36,14 @@ def model_type(model: Any) -> str:
 
 
 def target_modules(model: Any, targets: Any) -> list[str]:
-    """Module-name suffixes for ``all_linear``, ``attention``, ``mlp`` or a list of names."""
-    t = model_type(model)
-    names = LINEARS[t]
+    """Module-name suffixes: a targets component's (``all_linear`` when none is given) or a
+    list of names."""
+    from specc.components import build
+
+    model_type(model)
     if isinstance(targets, list):
         return [str(x) for x in targets]
-    kind = targets.get("component") if isinstance(targets, dict) else targets
-    if kind == "attention":
-        return [n for n in names if not n.startswith("mlp")]
-    if kind == "mlp":
-        return [n for n in names if n.startswith("mlp")]
-    return names
+    return list(build(targets or "all_linear")(model))
 
 
 def layer_pattern(model: Any, layer: int, module: str) -> str:
@@ -53,33 +56,27 @@ def n_layers(model: Any) -> int:
     return int(model.config.num_hidden_layers)
 
 
-def apply_policy(model: Any, policy: dict[str, Any], total_steps: int) -> Any:
-    """Return the model with the policy applied (peft-wrapped for adapter policies)."""
-    name = policy.get("component")
-    if name == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    if name == "freeze":
-        pats = [re.compile(p) for p in policy["patterns"]]
-        for n, p in model.named_parameters():
-            p.requires_grad_(not any(r.search(n) for r in pats))
-        return model
-    if name == "lora":
-        return _lora(model, policy, {}, {})
-    if name == "adalora":
-        return _adalora(model, policy, total_steps)
-    if name == "random_layers_lora":
-        ranks = random_layer_ranks(n_layers(model), int(policy["count"]),
-                                   int(policy["rank_other"]), int(policy["rank_critical"]),
-                                   int(policy["seed"]))
-        return layered_lora(model, policy, ranks)
-    if name == "circuit_lora":
-        msg = ("circuit_lora needs circuit discovery (EAP-IG on a probe fine-tune), which this "
-               "version of specc does not run yet; use random_layers_lora or lora meanwhile")
-        raise SpeccError(msg)
-    msg = f"unknown policy {name!r}"
-    raise SpeccError(msg)
+@attrs.frozen
+class Applying:
+    """What a policy's ``apply(model, at)`` receives: the run's optimizer steps and, for the
+    circuit-aware policies, the run's data, configuration, directory, device, base circuit (or
+    None) and a way to build a subtask's data with the run's vocabulary."""
+
+    steps: int
+    data: Any = None
+    run: dict[str, Any] = attrs.field(factory=dict)
+    path: Any = None
+    device: Any = "cpu"
+    base_circuit: Any = None
+    build_data: Any = None
+
+
+def apply_policy(model: Any, policy: dict[str, Any], at: Applying | int) -> Any:
+    """The model with the policy applied (peft-wrapped for adapter policies)."""
+    from specc.components import build
+
+    at = at if isinstance(at, Applying) else Applying(steps=at)
+    return build(policy)(model, at)
 
 
 def random_layer_ranks(layers: int, count: int, other: int, critical: int,
@@ -143,3 +140,218 @@ def count_params(model: Any) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+# ------------------------------------------------------------------------------------ builders
+@component("policy")
+def full(*, ctx: BuildContext) -> Any:
+    """Fine-tune every parameter."""
+    def apply(model: Any, at: Applying) -> Any:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+
+    return apply
+
+
+@component("policy")
+def freeze(*, patterns: list[str], ctx: BuildContext) -> Any:
+    """Train everything except modules matching the patterns.
+
+    Args:
+        patterns: regular expressions of module names
+    """
+    pats = [re.compile(p) for p in patterns]
+
+    def apply(model: Any, at: Applying) -> Any:
+        for n, p in model.named_parameters():
+            p.requires_grad_(not any(r.search(n) for r in pats))
+        return model
+
+    return apply
+
+
+@component("policy")
+def lora(
+    *,
+    rank: Annotated[int, Range(lo=1)] = 8,
+    alpha: Annotated[float | None, Range(lo=0, lo_open=True)] = None,
+    dropout: Annotated[float, Range(lo=0, hi=1)] = 0.0,
+    targets: Targets | list[str] = "all_linear",
+    rank_pattern: list[tuple[str, int]] = (),
+    alpha_pattern: list[tuple[str, float]] = (),
+    ctx: BuildContext,
+) -> Any:
+    """LoRA adapters through peft.
+
+    Args:
+        rank: LoRA rank r
+        alpha: scale numerator (none: 2*rank)
+        dropout: dropout on the adapter input
+        targets: modules that get adapters
+        rank_pattern: per-module ranks: [(regex, rank), ...]
+        alpha_pattern: per-module alphas: [(regex, alpha), ...]
+    """
+    cfg = ctx.config
+    return lambda model, at: _lora(model, cfg, {}, {})
+
+
+@component("policy")
+def adalora(
+    *,
+    init_rank: Annotated[int, Range(lo=1)] = 12,
+    target_rank: Annotated[int, Range(lo=1)] = 8,
+    alpha: Annotated[float, Range(lo=0, lo_open=True)] = 32.0,
+    tinit: Annotated[int, Range(lo=0)] = 0,
+    tfinal: Annotated[int, Range(lo=0)] = 0,
+    delta_t: Annotated[int, Range(lo=1)] = 1,
+    targets: Targets | list[str] = "all_linear",
+    ctx: BuildContext,
+) -> Any:
+    """AdaLoRA through peft (budgeted rank allocation).
+
+    Args:
+        init_rank: starting rank
+        target_rank: average rank after pruning
+        alpha: scale numerator
+        tinit: steps before budget pruning
+        tfinal: steps of final fine-tuning
+        delta_t: steps between budget updates
+        targets: modules that get adapters
+    """
+    cfg = ctx.config
+    return lambda model, at: _adalora(model, cfg, at.steps)
+
+
+@component("policy")
+def circuit_lora(
+    *,
+    probe: Policy = "lora(rank = 2)",
+    probe_epochs: Annotated[float, Range(lo=0, lo_open=True)] = 2,
+    critical: Selector = "top_layers(5)",
+    rank_other: Annotated[int, Range(lo=1)] = 16,
+    rank_critical: Annotated[int, Range(lo=1)] = 64,
+    alpha_ratio: Annotated[float, Range(lo=0, lo_open=True)] = 2.0,
+    allocation: Literal["critical", "exponential"] = "critical",
+    include_input: bool = True,
+    normalize: bool = False,
+    targets: Targets | list[str] = "all_linear",
+    subtasks: list[Data] = (),
+    ctx: BuildContext,
+) -> Any:
+    """Circuit-aware LoRA: higher rank on the layers whose circuit edges change most in a probe
+    fine-tune.
+
+    Args:
+        probe: the cheap probe fine-tune
+        probe_epochs: epochs of the probe
+        critical: which layers are critical
+        rank_other: rank elsewhere
+        rank_critical: rank on critical layers
+        alpha_ratio: alpha = ratio * rank
+        allocation: two-level ranks, or the exponential-percentile allocation
+        include_input: count input-node edges to layer 0
+        normalize: normalize both circuits' scores
+        targets: modules that get adapters
+        subtasks: compositional tasks: the union of these subtasks' circuits (mean score on
+            shared edges, truncated to the composite circuit's edge count) picks the critical
+            layers, instead of the task's own circuit
+    """
+    cfg = ctx.config
+
+    def apply(model: Any, at: Applying) -> Any:
+        import torch
+
+        from specc.circuits.allocate import allocate
+
+        # The adapters start from the random state plain LoRA would see: the probe
+        # fine-tunes' draws must not change the initialization being compared.
+        state = torch.random.get_rng_state()
+        ranks = allocate(model, at.data, at.run, at.path, at.device, before=at.base_circuit,
+                         build_data=at.build_data)
+        torch.random.set_rng_state(state)
+        return layered_lora(model, cfg, ranks)
+
+    return apply
+
+
+@component("policy")
+def random_layers_lora(
+    *,
+    count: Annotated[int, Range(lo=1)] = 5,
+    rank_other: Annotated[int, Range(lo=1)] = 16,
+    rank_critical: Annotated[int, Range(lo=1)] = 64,
+    alpha_ratio: Annotated[float, Range(lo=0, lo_open=True)] = 2.0,
+    targets: Targets | list[str] = "all_linear",
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Control: critical layers chosen at random.
+
+    Args:
+        count: number of random critical layers
+        rank_other: rank elsewhere
+        rank_critical: rank on chosen layers
+        alpha_ratio: alpha = ratio * rank
+        targets: modules that get adapters
+        seed: random seed
+    """
+    cfg = ctx.config
+
+    def apply(model: Any, at: Applying) -> Any:
+        ranks = random_layer_ranks(n_layers(model), count, rank_other, rank_critical, seed)
+        return layered_lora(model, cfg, ranks)
+
+    return apply
+
+
+
+@component("targets")
+def all_linear(*, ctx: BuildContext) -> Any:
+    """Every linear module of every block (LM head excluded)."""
+    return lambda model: list(LINEARS[model_type(model)])
+
+
+@component("targets")
+def attention(*, ctx: BuildContext) -> Any:
+    """The attention projections."""
+    return lambda model: [n for n in LINEARS[model_type(model)] if not n.startswith("mlp")]
+
+
+@component("targets")
+def mlp(*, ctx: BuildContext) -> Any:
+    """The MLP projections."""
+    return lambda model: [n for n in LINEARS[model_type(model)] if n.startswith("mlp")]
+
+
+
+@component("selector")
+def top_layers(*, k: Annotated[int, Range(lo=1)] = 5, ctx: BuildContext) -> Any:
+    """The k layers with the largest edge change.
+
+    Args:
+        k: how many layers
+    """
+    def pick(sums: list[float]) -> list[int]:
+        n = min(k, len(sums))
+        return sorted(sorted(range(len(sums)), key=lambda i: -sums[i])[:n])
+
+    return pick
+
+
+@component("selector")
+def above_mean(*, std_mult: Annotated[float, Range(lo=0)] = 1.0, ctx: BuildContext) -> Any:
+    """Layers whose change exceeds mean + std_mult * std.
+
+    Args:
+        std_mult: standard deviations
+    """
+    import statistics
+
+    def pick(sums: list[float]) -> list[int]:
+        mean = statistics.fmean(sums)
+        std = statistics.pstdev(sums)
+        return [i for i, s in enumerate(sums) if s > mean + std_mult * std]
+
+    return pick
+

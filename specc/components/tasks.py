@@ -1,7 +1,9 @@
 """Synthetic tasks of the circuit-analysis paper, as text: clean prompts, answers, corruptions.
 
 Each generator yields distinct examples from a seeded RNG; ``corrupt`` builds the corrupted
-prompt of a clean one (None when no corruption of the same shape exists).
+prompt of a clean one (None when no corruption of the same shape exists). The tasks and the
+corruptions are ``specc.api`` builders (data and corruption kinds); a task's builder returns its
+token feed (``specc.components.data.TaskData``) for the run's vocabulary and context.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import attrs
 
+from specc.api import BuildContext, Corruption, Range, component
 from specc.diagnostics import SpeccError
 
 
@@ -200,28 +203,12 @@ def distinct_examples(cfg: dict[str, Any]) -> int:
     raise KeyError(msg)
 
 
-def generator(cfg: dict[str, Any]) -> Gen:
-    """The example generator a resolved data configuration names."""
-    name = cfg["component"]
-    if name == "arithmetic":
-        return _arith(list(cfg["ops"]), int(cfg["max"]))
-    if name == "sequence":
-        return _sequence(cfg["kind"], int(cfg["length"]), int(cfg["max"]))
-    if name == "lcm":
-        return _lcm(int(cfg["max"]))
-    if name == "linear_fn":
-        return _linear(int(cfg["max"]))
-    if name == "compositional":
-        return _compositional(list(cfg["inner"]), list(cfg["outer"]), int(cfg["max"]))
-    msg = f"{name} is not a synthetic task"
-    raise KeyError(msg)
-
-
-def examples(cfg: dict[str, Any], n: int, seed: int) -> Iterator[Example]:
+def examples(cfg: dict[str, Any], gen: Gen, n: int, seed: int) -> Iterator[Example]:
     """Up to ``n`` distinct examples (fewer when the task has fewer distinct prompts)."""
-    gen = generator(cfg)
+    from specc.components import build
+
     rng = random.Random(seed)
-    corruption = (cfg.get("corrupt") or {}).get("component")
+    corruption = build(cfg["corrupt"]) if cfg.get("corrupt") else None
     seen: set[str] = set()
     misses = 0
     while len(seen) < n and misses < 50 * n + 1000:
@@ -237,10 +224,10 @@ def examples(cfg: dict[str, Any], n: int, seed: int) -> Iterator[Example]:
         yield Example(prompt=prompt, answer=answer, corrupt=corrupt)
 
 
-def splits(cfg: dict[str, Any]) -> dict[str, list[Example]]:
+def splits(cfg: dict[str, Any], gen: Gen) -> dict[str, list[Example]]:
     """Disjoint train and test splits; ``circuit`` is the test split's pairs (as in the paper)."""
     n_train, n_test = int(cfg["train"]), int(cfg["test"])
-    every = list(examples(cfg, n_train + n_test, int(cfg.get("seed", 0))))
+    every = list(examples(cfg, gen, n_train + n_test, int(cfg.get("seed", 0))))
     if len(every) < n_train + n_test:
         msg = (f"{cfg['component']} has only {len(every)} distinct examples with these settings, "
                f"fewer than train + test = {n_train} + {n_test}; lower train/test or widen the "
@@ -250,3 +237,153 @@ def splits(cfg: dict[str, Any]) -> dict[str, list[Example]]:
     train = every[n_test:]
     return {"train": train, "test": test, "validation": test,
             "circuit": [e for e in test if e.corrupt is not None]}
+
+
+def _task_data(gen: Gen, ctx: BuildContext) -> Any:
+    """A task's feed: its examples encoded with the run's vocabulary, cut to the model's
+    context, in the order the run's seed draws."""
+    from specc.components.data import TaskData
+
+    return TaskData(ctx.config, gen, ctx.vocab, ctx.context, ctx.seed)
+
+
+# ------------------------------------------------------------------------------------ builders
+@component("data", provides=("tokens",), members=("train", "test", "validation", "circuit:pairs"))
+def arithmetic(
+    *,
+    ops: list[Literal["+", "-", "*", "/"]] = ("+", "-"),
+    max: Annotated[int, Range(lo=2)] = 100,
+    train: Annotated[int, Range(lo=1)] = 4500,
+    test: Annotated[int, Range(lo=1)] = 500,
+    corrupt: Corruption | None = None,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Two-operand arithmetic prompts 'a op b =' with the answer.
+
+    Args:
+        ops: operators
+        max: operands are drawn from 0..max-1
+        train: training examples
+        test: test examples
+        corrupt: how clean prompts are corrupted for circuit pairs
+        seed: random seed
+    """
+    return _task_data(_arith(list(ops), max), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation", "circuit:pairs"))
+def sequence(
+    *,
+    kind: Literal["arithmetic", "geometric"] = "arithmetic",
+    length: Annotated[int, Range(lo=2)] = 4,
+    max: Annotated[int, Range(lo=2)] = 300,
+    train: Annotated[int, Range(lo=1)] = 4500,
+    test: Annotated[int, Range(lo=1)] = 500,
+    corrupt: Corruption | None = None,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Continue an arithmetic or geometric sequence.
+
+    Args:
+        kind: sequence type
+        length: terms shown
+        max: largest start term
+        train: training examples
+        test: test examples
+        corrupt: corruption
+        seed: random seed
+    """
+    return _task_data(_sequence(kind, length, max), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation", "circuit:pairs"))
+def lcm(
+    *,
+    max: Annotated[int, Range(lo=2)] = 100,
+    train: Annotated[int, Range(lo=1)] = 4500,
+    test: Annotated[int, Range(lo=1)] = 500,
+    corrupt: Corruption | None = None,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Least common multiple of two numbers.
+
+    Args:
+        max: operand bound
+        train: training examples
+        test: test examples
+        corrupt: corruption
+        seed: random seed
+    """
+    return _task_data(_lcm(max), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation", "circuit:pairs"))
+def linear_fn(
+    *,
+    max: Annotated[int, Range(lo=2)] = 20,
+    train: Annotated[int, Range(lo=1)] = 4500,
+    test: Annotated[int, Range(lo=1)] = 500,
+    corrupt: Corruption | None = None,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Evaluate y = a*x + b.
+
+    Args:
+        max: coefficient bound
+        train: training examples
+        test: test examples
+        corrupt: corruption
+        seed: random seed
+    """
+    return _task_data(_linear(max), ctx)
+
+
+@component("data", provides=("tokens",), members=("train", "test", "validation", "circuit:pairs"))
+def compositional(
+    *,
+    inner: list[Literal["+", "-"]] = ("+", "-"),
+    outer: list[Literal["+", "-", "*", "/"]] = ("*",),
+    max: Annotated[int, Range(lo=2)] = 20,
+    train: Annotated[int, Range(lo=1)] = 4500,
+    test: Annotated[int, Range(lo=1)] = 500,
+    corrupt: Corruption | None = None,
+    seed: Annotated[int, Range(lo=0)] = 0,
+    ctx: BuildContext,
+) -> Any:
+    """Compositional task (x op1 y) op2 z.
+
+    Args:
+        inner: inner operators
+        outer: outer operators (/ is exact division)
+        max: operand bound
+        train: training examples
+        test: test examples
+        corrupt: corruption
+        seed: random seed
+    """
+    return _task_data(_compositional(list(inner), list(outer), max), ctx)
+
+
+# The corruptions: each task's generator implements the ones it supports (CORRUPTIONS above;
+# `check` refuses any other pair at the data line), keyed by the corruption's name.
+@component("corruption")
+def flip_operator(*, ctx: BuildContext) -> Any:
+    """Swap the operator (+ with -, * with /)."""
+    return "flip_operator"
+
+
+@component("corruption")
+def random_operand(*, ctx: BuildContext) -> Any:
+    """Replace the first operand by another of the same token length."""
+    return "random_operand"
+
+
+@component("corruption")
+def shuffle_operands(*, ctx: BuildContext) -> Any:
+    """Swap the two operands."""
+    return "shuffle_operands"
+

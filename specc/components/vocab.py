@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from specc.api import BuildContext, IntRange, component
 from specc.diagnostics import SpeccError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -113,18 +114,45 @@ class HFTokenizerVocab:
         return str(self.tok.decode(ids))
 
 
-def build_vocab(cfg: dict[str, Any], base_dir: Path) -> Vocab:
-    """The vocabulary a resolved ``vocab`` configuration names."""
-    name = cfg.get("component")
-    if name == "numbers":
-        lo, hi = cfg["values"]["range"]
-        return NumbersVocab(lo, hi)
-    if name == "bytes":
-        return BytesVocab()
-    if name == "tokenizer":
-        path = Path(cfg["path"])
-        return HFTokenizerVocab(str(path if path.is_absolute() else base_dir / path))
-    if name == "hub_tokenizer":
-        return HFTokenizerVocab(str(cfg["id"]), hub=True)
-    msg = f"unknown vocabulary {name!r}"
-    raise SpeccError(msg)
+@component("vocab")
+def numbers(*, values: IntRange = "0..999", ctx: BuildContext) -> Any:
+    """Numbers as single tokens plus operators and specials.
+
+    Args:
+        values: the numbers that get a token
+    """
+    lo, hi = values["range"] if isinstance(values, dict) else values
+    return NumbersVocab(int(lo), int(hi))
+
+
+@component("vocab", name="bytes")
+def bytes_vocab(*, ctx: BuildContext) -> Any:
+    """The 256 byte values plus specials."""
+    return BytesVocab()
+
+
+@component("vocab")
+def tokenizer(*, path: str, ctx: BuildContext) -> Any:
+    """A Hugging Face tokenizer from a local directory.
+
+    Args:
+        path: directory holding tokenizer.json or the like
+    """
+    local = Path(path)
+    local = local if local.is_absolute() else ctx.base / local
+    if local.is_dir() or path.startswith((".", "/")) or path.count("/") > 1:
+        return HFTokenizerVocab(str(local))
+    return HFTokenizerVocab(path, hub=True)  # a hub id, from the local cache only
+
+
+def build_vocab(cfg: dict[str, Any], base_dir: Path | None) -> Vocab:
+    """The vocabulary a resolved ``vocab`` configuration names (its builder, called)."""
+    from specc.components import build
+
+    if cfg.get("component") == "hub_tokenizer":  # written by runs before tokenizer(path) took ids
+        cfg = {"component": "tokenizer", "path": cfg["id"]}
+    try:
+        return build(cfg, BuildContext(base=base_dir or Path(".")))  # type: ignore[no-any-return]
+    except KeyError:
+        msg = f"unknown vocabulary {cfg.get('component')!r}"
+        raise SpeccError(msg) from None

@@ -46,10 +46,6 @@ def wanted(exp: Any) -> set[str] | None:
     return {item.name for item in f.value.items if isinstance(item, ir.Comp)}
 
 
-def _draws(asked: set[str] | None, *names: str) -> bool:
-    return asked is None or bool(asked.intersection(names))
-
-
 def _analysis_section(exp: Any, root: Path, out: Path,
                       hashes: set[str] | None) -> tuple[str, list[str]]:
     """The experiment's analysis, recomputed over whatever runs have finished, and its
@@ -82,37 +78,44 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def reports(exp: Any) -> list[Any]:
+    """The report parts an experiment draws: those its `report = [...]` names, else every
+    built-in part (each draws only where it applies), in the catalogue's order."""
+    from specc.catalogue.pyread import builtin_components
+    from specc.components import build
+
+    asked = wanted(exp)
+    names = [c.name for c in builtin_components() if c.kind == "report"
+             and (asked is None or c.name in asked)]
+    return [build(n) for n in names]
+
+
 def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
                     plan: dict[str, set[str] | None]) -> list[tuple[str, list[str]]]:
-    """Per experiment of a spec: the seed-aggregated grid, the search, or the CBS results
+    """Per experiment of a spec: its report sections (the seed-aggregated grid, the search, the
+    CBS results, the circuits) and its analysis; then the sections drawn across experiments
     (``plan`` limits grids and circuits to these runs; empty: every stored run)."""
-    from specc.report import sweeps
+    from specc.components.reports import Drawing
 
+    drawing = Drawing(str(spec), root, out, {e.name: plan.get(e.name) for e in experiments})
     sections = []
+    across: dict[Any, list[Any]] = {}
     for exp in experiments:
-        hashes = plan.get(exp.name)
-        asked = wanted(exp)
-        if exp.search is not None and _draws(asked, "metric_table"):
-            sections.append(sweeps.search_report(exp, str(spec), root, out))
-        elif exp.sweep is not None and exp.sweep.kind == "cbs":
-            if _draws(asked, "cbs_curve", "cbs_fit"):
-                sections.append(sweeps.cbs_report(exp, root, out))
-        elif exp.sweep is not None and _draws(asked, "metric_table"):
-            rows = sweeps.aggregate_grid(exp, root, hashes)
-            (out / f"{exp.name}_grid.json").write_text(json.dumps(rows, indent=2))
-            sections.append((f"grid {exp.name} (final metrics over seeds):\n"
-                             + sweeps.grid_text(rows), []))
-        if exp.field("circuit") is not None and not (
-                isinstance(exp.field("circuit"), ir.Const)) and _draws(
-                    asked, "circuit_graph", "rank_per_layer", "edge_change"):
-            sections.append(sweeps.circuit_report(exp, root, out, hashes))
+        drawn: set[Any] = set()
+        for part in reports(exp):
+            if part.section is not None and part.section not in drawn:
+                drawn.add(part.section)
+                section = part.section(exp, drawing)
+                if section is not None:
+                    sections.append(section)
+            if part.across is not None and exp not in across.setdefault(part.across, []):
+                across[part.across].append(exp)
         if exp.analysis is not None:
-            sections.append(_analysis_section(exp, root, out, hashes))
-    cbs = [e for e in experiments if e.sweep is not None and e.sweep.kind == "cbs"
-           and _draws(wanted(e), "cbs_scaling", "cbs_curve", "cbs_fit")]
-    scaling = sweeps.cbs_scaling(cbs, root, out)
-    if scaling[0]:
-        sections.append(scaling)
+            sections.append(_analysis_section(exp, root, out, plan.get(exp.name)))
+    for draw, exps in across.items():
+        section = draw(exps, drawing)
+        if section is not None:
+            sections.append(section)
     return sections
 
 
@@ -148,8 +151,9 @@ def report_cmd(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         exps = result.plan.program.experiments
         sections = _sweep_sections(spec, exps, root, out, {} if every else plan)
-        curves = {e.name for e in exps if _draws(wanted(e), "loss_curve")}
-        table = any(_draws(wanted(e), "metric_table") for e in exps)
+        pages = {e.name: {part.page for part in reports(e)} for e in exps}
+        curves = {name for name, parts in pages.items() if "curves" in parts}
+        table = any("table" in parts for parts in pages.values())
     else:
         runs = find_runs(args.target, root)
         if not runs:

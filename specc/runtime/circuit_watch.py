@@ -27,13 +27,11 @@ class CircuitWatch:
     def create(cls, trainer: Trainer, model: Any) -> CircuitWatch | None:
         cfg = trainer.cfg
         metrics = cfg.get("metrics") or []
-        wants = any(m["component"] in M.CIRCUIT_METRICS for m in metrics)
+        wants = any(isinstance(trainer.metric_objects.get(M.metric_key(m)), M.CircuitStatistic)
+                    for m in metrics)
         every = 0
         for c in cfg.get("checkpoints") or []:
-            circuit_methods = ("eap", "eap_ig", "exact_patching")
-            if c["unit"] == "steps" and any(
-                    isinstance(m, dict) and m.get("component") in circuit_methods
-                    for m in c["measure"]):
+            if c["unit"] == "steps" and any(_is_circuit(m) for m in c["measure"]):
                 every = int(c["every"])
         policy = cfg["policy"]
         # circuit_lora starts from the task's base circuit, unless subtask circuits stand in
@@ -72,16 +70,18 @@ class CircuitWatch:
             self.circuit_at(step)
 
     def measure(self, step: int, metrics: list[dict[str, Any]]) -> dict[str, float]:
-        from specc.circuits.circuit import edge_jaccard, node_jaccard
-
         circuit = self.circuit_at(step)
-        out = {}
+        out: dict[str, float] = {}
         for m in metrics:
-            if m["component"] == "node_jaccard":
-                out["node_jaccard"] = node_jaccard(circuit, self.base)
-            elif m["component"] == "edge_jaccard":
-                out["edge_jaccard"] = edge_jaccard(circuit, self.base)
-            elif m["component"] == "faithfulness":  # patching every edge outside the circuit
-                for k, v in self.info["faithfulness"].items():
-                    out[f"faithfulness.{k}"] = float(v)
+            stat = self.trainer.metric_objects.get(M.metric_key(m))
+            if isinstance(stat, M.CircuitStatistic):
+                out.update(stat.value(circuit, self.base, self.info))
         return out
+
+
+def _is_circuit(cfg: Any) -> bool:
+    """Whether a checkpoint's measure is a circuit (a call of a circuit method)."""
+    from specc.catalogue.components import lookup
+
+    found = lookup(str(cfg.get("component"))) if isinstance(cfg, dict) else None
+    return found is not None and found.kind == "circuit"

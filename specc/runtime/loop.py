@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from specc.api import BuildContext
 from specc.catalogue.pyread import is_api_component
 from specc.components import data as D
 from specc.components import metrics as M
@@ -82,6 +83,7 @@ class Trainer(OpenComponents):
         self.rt.seed(seed)
         model = self._build_model_and_data(seed)
         steps = self._budget()
+        self._build_statistics()
         self.circuits = CircuitWatch.create(self, model)
         model = self._apply_policy(model, steps)
         self._build_step(model)
@@ -108,11 +110,11 @@ class Trainer(OpenComponents):
             self.vocab = build_vocab(self.vocab_cfg, self.base)
         context = int(model_cfg.get("context") or 1024)
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
-            model = models.build_model(model_cfg, self.vocab.size, base=self.base,
-                                       store_root=self.store_root,
-                                       attention=self.rt.attention(), seed=seed,
-                                       specials={"bos": self.vocab.bos, "eos": self.vocab.eos,
-                                                 "pad": self.vocab.pad})
+            ctx = BuildContext(seed=seed, device=self.rt.device, base=self.base,
+                               run_dir=self.path, vocab=self.vocab, store=self.store_root,
+                               attention=self.rt.attention())
+            model = plugins.build(model_cfg, ctx, allow_python=self.allow_python,
+                                  span=self.spans.get("model"))
             context = int(getattr(model.config, "max_position_embeddings", 0)
                           or getattr(model.config, "n_positions", context))
         with stage(f"data {self.cfg['data'].get('name', '')}", self.spans.get("data")):
@@ -137,23 +139,13 @@ class Trainer(OpenComponents):
         return steps
 
     def _apply_policy(self, model: Any, steps: int) -> Any:
-        import torch
 
         with stage(f"policy {self.cfg['policy'].get('name', '')}", self.spans.get("policy")):
-            if self.cfg["policy"].get("component") == "circuit_lora":
-                from specc.circuits.allocate import allocate
-
-                # The adapters start from the random state plain LoRA would see: the probe
-                # fine-tunes' draws must not change the initialization being compared.
-                state = torch.random.get_rng_state()
-                ranks = allocate(model, self.data, self.cfg, self.path, self.rt.device,
-                                 before=self.circuits.base if self.circuits else None,
-                                 build_data=self._subtask_data)
-                torch.random.set_rng_state(state)
-                model = policies.layered_lora(model, self.cfg["policy"], ranks)
-            else:
-                model = policies.apply_policy(model, self.cfg["policy"], steps)
-            M.check_supported(self.cfg.get("metrics") or [])
+            at = policies.Applying(steps=steps, data=self.data, run=self.cfg, path=self.path,
+                                   device=self.rt.device,
+                                   base_circuit=self.circuits.base if self.circuits else None,
+                                   build_data=self._subtask_data)
+            model = policies.apply_policy(model, self.cfg["policy"], at)
         return model
 
     def _build_step(self, model: Any) -> None:

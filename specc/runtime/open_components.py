@@ -74,6 +74,7 @@ class OpenComponents:
     model_raw: Any
     objective: Any
     metric_fns: dict[str, Any]
+    metric_objects: dict[str, Any]
     vocab: Any
     vocab_cfg: Any
     context: int
@@ -168,6 +169,18 @@ class OpenComponents:
         with stage(f"objective {cfg.get('component')}", span):
             self.objective = plugins.build(cfg, ctx, allow_python=self.allow_python, span=span)
 
+    def _build_statistics(self) -> None:
+        """specc's own language-model and circuit metrics, built once before the circuits and
+        the policy (they need no model): token statistics and circuit statistics by key."""
+        from specc.components import build
+
+        self.metric_objects: dict[str, Any] = {}
+        span = self.spans.get("metrics")
+        for m in self.cfg.get("metrics") or []:
+            if not is_api_component(m):
+                with stage(f"metric {m.get('component')}", span):
+                    self.metric_objects[M.metric_key(m)] = build(m, self._ctx(0))
+
     def _build_metrics(self) -> None:
         """Metrics written with specc.api, built once (they receive the trained model)."""
         self.metric_fns: dict[str, Any] = {}
@@ -185,16 +198,16 @@ class OpenComponents:
         the objective's held-out loss for other models, then the specc.api metrics."""
 
         batch = max(int(self.train["batch"]), 32)
-        builtin = [m for m in metrics if not is_api_component(m)]
+        keys = [M.metric_key(m) for m in metrics]
+        stats = {k: self.metric_objects[k] for k in keys
+                 if isinstance(self.metric_objects.get(k), M.TokenStatistic)}
         if not self.generic:
             out: dict[str, Any] = M.evaluate(
-                self.model_raw, self.data, builtin, batch=batch, forward=self._eval_forward,
+                self.model_raw, self.data, stats, batch=batch, forward=self._eval_forward,
                 shapes=self.shapes, boundary=self.rt.boundary)
-        else:
-            out = {}
-            for m in builtin:
-                if m["component"] == "loss":
-                    out[M.metric_key(m)] = self._objective_loss(M.split_of(m) or "test", batch)
+        else:  # the held-out objective; the other token statistics need a causal LM
+            out = {k: self._objective_loss(stat.split, batch) for k, stat in stats.items()
+                   if stat.objective}
         with self._evaluating():
             for key, fn in self.metric_fns.items():
                 out.update(_flatten(key, fn(self.model_raw, self.data)))

@@ -20,12 +20,11 @@ from typing import Any
 
 from specc import diagnostics as dg
 from specc.api import BuildContext
+from specc.components import NOT_ARGS, builtin, call
 from specc.runtime.control import StageError
 
 USER_FILES: set[str] = set()  # component files imported in this process
 
-# Keys of a component's configuration that are not its builder's arguments.
-_NOT_ARGS = ("component", "name", "python")
 
 
 class PythonRefused(StageError):
@@ -39,7 +38,7 @@ def provides(cfg: dict[str, Any], base: Path, allow_python: bool = True) -> tupl
 
 
 def arguments(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in cfg.items() if k not in _NOT_ARGS}
+    return {k: v for k, v in cfg.items() if k not in NOT_ARGS}
 
 
 def build(cfg: dict[str, Any], ctx: BuildContext, *, allow_python: bool = True,
@@ -47,10 +46,7 @@ def build(cfg: dict[str, Any], ctx: BuildContext, *, allow_python: bool = True,
     """Call the builder a configuration names with its arguments (and ``ctx`` when it takes
     one); the builder's own exceptions are the caller's stage error."""
     fn = builder(cfg, ctx.base, allow_python=allow_python, span=span)
-    kwargs = arguments(cfg)
-    if "ctx" in inspect.signature(fn).parameters:
-        kwargs["ctx"] = ctx
-    return fn(**kwargs)
+    return call(fn, cfg, ctx)
 
 
 def builder(cfg: dict[str, Any], base: Path, *, allow_python: bool = True,
@@ -58,11 +54,8 @@ def builder(cfg: dict[str, Any], base: Path, *, allow_python: bool = True,
     origin = cfg.get("python")
     name = str(cfg.get("component"))
     if origin is None:  # specc's own: the module of its entry (Note [Component origin])
-        from specc.catalogue.pyread import builtin_components
-
-        module = next((c.origin.module for c in builtin_components() if c.name == name), None)
-        fn = getattr(importlib.import_module(module), name, None) if module else None
-        if fn is None or not hasattr(fn, "__specc__"):
+        fn = builtin(name)
+        if fn is None:
             raise StageError(f"{name} is not a specc.api component", span)
         return fn
     where = origin.get("path") or origin.get("module")
