@@ -10,13 +10,14 @@ import pytest
 import specc
 
 ROOT = Path(__file__).resolve().parents[1]
+BYTES = {"component": "bytes"}  # the configuration's vocabulary (the model gets its size)
 SHAPES = {
-    "gpt2": dict(component="gpt2", layers=2, heads=4, width=32, context=16, mlp_ratio=4,
-                 dropout=0.0),
-    "pythia": dict(component="pythia", layers=2, heads=4, width=32, context=16, mlp_ratio=4,
-                   dropout=0.0, rotary_pct=0.25),
-    "llama": dict(component="llama", layers=2, heads=4, kv_heads=2, width=32, context=16,
-                  mlp_ratio=4, dropout=0.0, rope_theta=10000.0),
+    "gpt2": dict(component="gpt2", vocab=BYTES, layers=2, heads=4, width=32, context=16,
+                 mlp_ratio=4, dropout=0.0),
+    "pythia": dict(component="pythia", vocab=BYTES, layers=2, heads=4, width=32, context=16,
+                   mlp_ratio=4, dropout=0.0, rotary_pct=0.25),
+    "llama": dict(component="llama", vocab=BYTES, layers=2, heads=4, kv_heads=2, width=32,
+                  context=16, mlp_ratio=4, dropout=0.0, rope_theta=10000.0),
 }
 
 
@@ -46,13 +47,14 @@ def _trained_task_model(kind: str) -> tuple[object, list[tuple[list[int], list[i
     import torch
     import torch.nn.functional as F
 
-    from specc.components.data import TaskData
+    from specc.components.data import build_data
     from specc.components.vocab import NumbersVocab
 
     torch.manual_seed(0)
     vocab = NumbersVocab(0, 199)
-    data = TaskData({"component": "arithmetic", "ops": ["+", "-"], "max": 100, "train": 64,
-                     "test": 24, "seed": 0, "corrupt": {"component": "flip_operator"}}, vocab, 16)
+    data = build_data({"component": "arithmetic", "ops": ["+", "-"], "max": 100, "train": 64,
+                       "test": 24, "seed": 0, "corrupt": {"component": "flip_operator"}}, vocab,
+                      16, ROOT, 0)
     shape = {**SHAPES[kind], "width": 64}
     from specc.components.models import build_model
 
@@ -155,8 +157,8 @@ def test_circuits_are_identical_for_a_fixed_seed() -> None:
     from specc.circuits.discover import discover
 
     model, pairs = _trained_task_model("pythia")
-    cfg = {"component": "eap_ig", "steps": 3, "keep": 0.1, "metric": {"component":
-                                                                     "kl_last_token"}}
+    cfg = {"component": "eap_ig", "data": {"member": "circuit"}, "steps": 3, "keep": 0.1,
+           "metric": {"component": "kl_last_token"}}
     a, _ = discover(model, pairs, cfg)
     b, _ = discover(model, pairs, cfg)
     assert a.edges() == b.edges()

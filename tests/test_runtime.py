@@ -367,8 +367,8 @@ def test_random_layers_lora_gives_exact_ranks() -> None:
     from specc.components.models import build_model
     from specc.components.policies import apply_policy, random_layer_ranks
 
-    cfg = {"component": "pythia", "layers": 12, "heads": 2, "width": 32, "context": 16,
-           "mlp_ratio": 4, "dropout": 0.0, "rotary_pct": 0.25}
+    cfg = {"component": "pythia", "vocab": {"component": "bytes"}, "layers": 12, "heads": 2,
+           "width": 32, "context": 16, "mlp_ratio": 4, "dropout": 0.0, "rotary_pct": 0.25}
     model = build_model(cfg, 50, base=ROOT, store_root=ROOT)
     policy = {"component": "random_layers_lora", "count": 3, "rank_other": 2,
               "rank_critical": 8, "alpha_ratio": 2.0, "targets": {"component": "all_linear"},
@@ -462,7 +462,7 @@ def test_a_task_smaller_than_its_splits_is_a_located_error(tmp_path: Path,
 
 
 def test_every_task_gives_equal_length_clean_corrupt_pairs() -> None:
-    from specc.components.data import TaskData
+    from specc.components.data import build_data
     from specc.components.vocab import NumbersVocab
 
     vocab = NumbersVocab(0, 199)
@@ -477,7 +477,7 @@ def test_every_task_gives_equal_length_clean_corrupt_pairs() -> None:
     for t in tasks:
         cfg = {**t, "train": 50, "test": 40, "seed": 1,
                "corrupt": {"component": "flip_operator"}}
-        data = TaskData(cfg, vocab, context=64)
+        data = build_data(cfg, vocab, 64, ROOT, 0)
         pairs = data.pairs()
         assert len(pairs) >= 10, t
         assert all(len(c) == len(k) for c, k, _ in pairs), t

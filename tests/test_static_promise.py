@@ -14,6 +14,8 @@ import pytest
 import specc
 from specc.components import tasks
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _runs(src: str) -> list[specc.Run]:
     result = specc.plan(src)
@@ -80,7 +82,10 @@ def test_when_compares_components_and_train_fields() -> None:
     {"component": "linear_fn", "max": 3},
 ], ids=lambda c: c["component"])
 def test_distinct_example_counts_match_the_generators(cfg: dict[str, object]) -> None:
-    gen = tasks.generator(cfg)
+    from specc.components import data as D
+    from specc.components.vocab import NumbersVocab
+
+    gen = D.build_data({**cfg, "train": 1, "test": 1}, NumbersVocab(0, 999), 512, ROOT, 0).gen
     rng = random.Random(0)
     seen = {gen(rng)[0] for _ in range(150_000)}
     assert tasks.distinct_examples(cfg) == len(seen)
@@ -101,13 +106,13 @@ def test_the_run_seed_drives_the_data_order_and_zero_keeps_the_old_one() -> None
     cfg = {"component": "arithmetic", "ops": ["+"], "max": 20, "train": 200, "test": 50,
            "corrupt": None, "seed": 3}
     vocab = build_vocab({"component": "numbers", "values": {"range": [0, 99]}}, None)
-    shapes = D.shapes_for({"batch": 16}, D.TaskData(cfg, vocab, 16))
-    order = {s: D.TaskData(cfg, vocab, 16, run_seed=s).train_batch(0, 16, shapes)["input_ids"]
+    shapes = D.shapes_for({"batch": 16}, D.build_data(cfg, vocab, 16, ROOT, 0))
+    order = {s: D.build_data(cfg, vocab, 16, ROOT, s).train_batch(0, 16, shapes)["input_ids"]
              for s in (0, 1)}
     assert not np.array_equal(np.asarray(order[0]), np.asarray(order[1]))
     # run seed 0 keeps the order the data's own seed gave before the run seed took part
     perm = np.random.default_rng([3, 0]).permutation(200)
-    assert D.TaskData(cfg, vocab, 16)._perm(0, 200).tolist() == perm.tolist()
+    assert D.build_data(cfg, vocab, 16, ROOT, 0)._perm(0, 200).tolist() == perm.tolist()
 
 
 def test_every_run_of_the_spec_library_is_bound_and_distinct() -> None:

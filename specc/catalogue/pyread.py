@@ -549,8 +549,8 @@ GENERIC_MODULES = ("specc.components.generic", "specc.components.training")
 BUILTIN_MODULES = ("specc.components.models", "specc.components.vocab",
                    "specc.components.tasks", "specc.components.data",
                    "specc.components.policies", "specc.components.training",
-                   "specc.components.generic", "specc.components.circuits",
-                   "specc.components.metrics", "specc.components.reports")
+                   "specc.components.generic", "specc.components.metrics",
+                   "specc.circuits.components", "specc.report.parts")
 
 
 @functools.lru_cache(maxsize=1)

@@ -87,6 +87,7 @@ class TaskData:
                  run_seed: int = 0) -> None:
         self.vocab = vocab
         self.context = context
+        self.gen = gen
         self.splits = tasks.splits(cfg, gen)
         self.encoded = {name: [self._encode(e) for e in exs] for name, exs in self.splits.items()}
         self.seed = order_seed(int(cfg.get("seed", 0)), run_seed)

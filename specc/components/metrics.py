@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import attrs
 
-from specc.api import BuildContext, Circuit, Model, Range, Split, component
+from specc.api import BuildContext, Range, Split, component
 from specc.components.data import DYNAMIC
 
 
@@ -159,43 +159,3 @@ def exact_match(
         limit: examples evaluated (none: all)
     """
     return TokenStatistic(_split(split), limit, lambda s: s["exact"] / max(s["examples"], 1))
-
-
-@component("metric")
-def node_jaccard(*, circuit: Circuit, other: Model | Circuit, ctx: BuildContext) -> Any:
-    """Node Jaccard of the circuit with another's.
-
-    Args:
-        circuit: the measured circuit
-        other: what to compare with
-    """
-    from specc.circuits.circuit import node_jaccard as jaccard
-
-    return CircuitStatistic(lambda circuit, base, info: {"node_jaccard": jaccard(circuit, base)})
-
-
-@component("metric")
-def edge_jaccard(*, circuit: Circuit, other: Model | Circuit, ctx: BuildContext) -> Any:
-    """Edge Jaccard of the circuit with another's.
-
-    Args:
-        circuit: the measured circuit
-        other: what to compare with
-    """
-    from specc.circuits.circuit import edge_jaccard as jaccard
-
-    return CircuitStatistic(lambda circuit, base, info: {"edge_jaccard": jaccard(circuit, base)})
-
-
-@component("metric")
-def faithfulness(*, circuit: Circuit, ctx: BuildContext) -> Any:
-    """Metric recovered by the circuit alone (patching every edge outside it):
-    `.paper_percent`, `.normalized`, `.baseline`, `.circuit`.
-
-    Args:
-        circuit: the circuit
-    """
-    # patching every edge outside the circuit (measured when the circuit was found)
-    return CircuitStatistic(lambda circuit, base, info: {
-        f"faithfulness.{k}": float(v) for k, v in info["faithfulness"].items()})
-

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
+import attrs
+
 from specc.api import BuildContext, Experiment, Fraction, Range, Vocab, component
 from specc.diagnostics import SpeccError
 
@@ -168,6 +170,27 @@ def _from_config(conf: Any, ctx: BuildContext) -> Any:
     conf._attn_implementation = ctx.attention
     torch.manual_seed(ctx.seed)
     return tf.AutoModelForCausalLM.from_config(conf, attn_implementation=ctx.attention)
+
+
+def build_model(cfg: dict[str, Any], vocab: Any, *, base: Path = Path("."),
+                store_root: Path | None = None, attention: str = "sdpa", seed: int = 0) -> Any:
+    """A language model for a resolved ``model`` configuration: its builder, called with the
+    vocabulary (or a bare vocabulary size: no special tokens), the attention implementation
+    and the seed its weights are initialised from (what the loop passes)."""
+    from specc.components import build
+
+    if isinstance(vocab, int):
+        vocab = _Size(vocab)
+    return build(cfg, BuildContext(seed=seed, base=base, vocab=vocab, store=store_root,
+                                   attention=attention))
+
+
+@attrs.frozen
+class _Size:
+    size: int
+    bos: None = None
+    eos: None = None
+    pad: None = None
 
 
 VOCAB_FILE = "specc_vocab.json"

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import attrs
 
-from specc.api import BuildContext, Data, Policy, Range, Selector, Targets, component
+from specc.api import BuildContext, Range, Targets, component
 from specc.diagnostics import SpeccError
 
 # Linear modules of one block per model type, as module-name suffixes (Note [Linear modules per
@@ -221,58 +221,6 @@ def adalora(
     """
     cfg = ctx.config
     return lambda model, at: _adalora(model, cfg, at.steps)
-
-
-@component("policy")
-def circuit_lora(
-    *,
-    probe: Policy = "lora(rank = 2)",
-    probe_epochs: Annotated[float, Range(lo=0, lo_open=True)] = 2,
-    critical: Selector = "top_layers(5)",
-    rank_other: Annotated[int, Range(lo=1)] = 16,
-    rank_critical: Annotated[int, Range(lo=1)] = 64,
-    alpha_ratio: Annotated[float, Range(lo=0, lo_open=True)] = 2.0,
-    allocation: Literal["critical", "exponential"] = "critical",
-    include_input: bool = True,
-    normalize: bool = False,
-    targets: Targets | list[str] = "all_linear",
-    subtasks: list[Data] = (),
-    ctx: BuildContext,
-) -> Any:
-    """Circuit-aware LoRA: higher rank on the layers whose circuit edges change most in a probe
-    fine-tune.
-
-    Args:
-        probe: the cheap probe fine-tune
-        probe_epochs: epochs of the probe
-        critical: which layers are critical
-        rank_other: rank elsewhere
-        rank_critical: rank on critical layers
-        alpha_ratio: alpha = ratio * rank
-        allocation: two-level ranks, or the exponential-percentile allocation
-        include_input: count input-node edges to layer 0
-        normalize: normalize both circuits' scores
-        targets: modules that get adapters
-        subtasks: compositional tasks: the union of these subtasks' circuits (mean score on
-            shared edges, truncated to the composite circuit's edge count) picks the critical
-            layers, instead of the task's own circuit
-    """
-    cfg = ctx.config
-
-    def apply(model: Any, at: Applying) -> Any:
-        import torch
-
-        from specc.circuits.allocate import allocate
-
-        # The adapters start from the random state plain LoRA would see: the probe
-        # fine-tunes' draws must not change the initialization being compared.
-        state = torch.random.get_rng_state()
-        ranks = allocate(model, at.data, at.run, at.path, at.device, before=at.base_circuit,
-                         build_data=at.build_data)
-        torch.random.set_rng_state(state)
-        return layered_lora(model, cfg, ranks)
-
-    return apply
 
 
 @component("policy")

@@ -95,7 +95,7 @@ def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
     """Per experiment of a spec: its report sections (the seed-aggregated grid, the search, the
     CBS results, the circuits) and its analysis; then the sections drawn across experiments
     (``plan`` limits grids and circuits to these runs; empty: every stored run)."""
-    from specc.components.reports import Drawing
+    from specc.report.parts import Drawing
 
     drawing = Drawing(str(spec), root, out, {e.name: plan.get(e.name) for e in experiments})
     sections = []
