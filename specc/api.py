@@ -24,7 +24,8 @@ from typing import Any, NamedTuple
 import attrs
 
 KINDS = ("model", "data", "objective", "metric", "policy", "vocab", "optimizer", "schedule",
-         "report", "corruption", "targets", "selector", "circuit", "circuit_metric")
+         "report", "corruption", "targets", "selector", "circuit", "circuit_metric",
+         "intervention")
 
 
 @attrs.frozen
@@ -91,6 +92,28 @@ class BuildContext:
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """A batch's tensors moved to the run's device (other values unchanged)."""
         return {k: (v.to(self.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+
+
+@attrs.frozen
+class Example:
+    """One prompt/answer example of token data for a language model. ``roles`` are known
+    positions of the prompt: ``(role, start, end, alternatives)`` character spans (``core``,
+    ``surface``...) with the strings that may replace each span; interventions act on them.
+    ``corrupt`` is a corrupted prompt for circuit pairs."""
+
+    prompt: str
+    answer: str
+    corrupt: str | None = None
+    roles: tuple[tuple[str, int, int, tuple[str, ...]], ...] = ()
+
+
+@attrs.frozen
+class Prompts:
+    """What a data builder returns for a language model: examples per split (``train``,
+    ``test``...). The loop encodes them with the model's vocabulary; the loss and exact match
+    are on the answer, and metrics such as ``te`` read the roles."""
+
+    splits: dict[str, list[Example]]
 
 
 class Loss(NamedTuple):
@@ -172,6 +195,11 @@ class CircuitMetric:
     """What a circuit's edge scores explain."""
 
 
+class Intervention:
+    """An intervention on a prompt's roles: ``mask_core``, ``mask_noncore(nearest = true)``,
+    ``replace_core``."""
+
+
 class Fraction:
     """A number in 0..1, also written as a percentage (``5%``); a string default is spec
     source: ``test: Fraction = "5%"``."""
@@ -185,9 +213,10 @@ KIND_TYPES = {"Model": "model", "Data": "data", "Split": "split", "Objective": "
               "Metric": "metric", "Policy": "policy", "Vocab": "vocab", "Optimizer": "optimizer",
               "Schedule": "schedule", "Searched": "searched", "Experiment": "experiment",
               "Corruption": "corruption", "Targets": "targets", "Selector": "selector",
-              "Circuit": "circuit", "Pairs": "pairs", "CircuitMetric": "circuit_metric"}
+              "Circuit": "circuit", "Pairs": "pairs", "CircuitMetric": "circuit_metric",
+              "Intervention": "intervention"}
 
 __all__ = ["KINDS", "KIND_TYPES", "BuildContext", "Circuit", "CircuitMetric", "Corruption", "Data",
-           "Experiment", "Fraction", "Info", "IntRange", "Loss", "Metric", "Model", "Objective",
-           "Optimizer", "Pairs", "Policy", "Range", "Schedule", "Searched", "Selector", "Split",
-           "Targets", "Vocab", "component"]
+           "Example", "Experiment", "Fraction", "Info", "IntRange", "Intervention", "Loss",
+           "Metric", "Model", "Objective", "Optimizer", "Pairs", "Policy", "Prompts", "Range",
+           "Schedule", "Searched", "Selector", "Split", "Targets", "Vocab", "component"]

@@ -158,3 +158,162 @@ def test_a_failed_check_exits_1_at_its_line(tmp_path: Path, capsys) -> None:  # 
     assert "[check-failed]" in err and "is false" in err
     saved = json.loads((tmp_path / "runs" / "e" / "analysis.json").read_text())
     assert saved["runs"] == 2 and saved["checks"][0]["passed"] is False
+
+
+# ------------------------------------------------------------------------------------- S8
+S8 = ROOT / "specs" / "adce" / "adce.exp"
+
+
+def _s8_module():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("s8_components", S8.with_suffix(".py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _s8_examples(spurious: float, n: int = 300):  # type: ignore[no-untyped-def]
+    from specc.api import BuildContext
+
+    s8 = _s8_module()
+    return s8, s8.templated(grammar="classify", max=100, filler=3, spurious=spurious, train=1,
+                            test=n, seed=0, ctx=BuildContext()).splits["test"]
+
+
+class _Oracle:
+    """A causal LM over bytes that answers by a rule on the prompt's words (no training):
+    greedy decoding yields " <label>" then the end token."""
+
+    def __init__(self, vocab, rule) -> None:  # type: ignore[no-untyped-def]
+        import torch
+
+        self.vocab, self.rule = vocab, rule
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):  # type: ignore[no-untyped-def]
+        return iter([self.weight])
+
+    def __call__(self, input_ids):  # type: ignore[no-untyped-def]
+        from types import SimpleNamespace
+
+        import torch
+
+        logits = torch.zeros(*input_ids.shape, self.vocab.size)
+        for row, ids in enumerate(input_ids.tolist()):
+            text = self.vocab.decode(ids[1:])
+            prompt, _, said = text.partition(" :")
+            target = [*self.vocab.encode(" " + self.rule(prompt)), self.vocab.eos]
+            done = len(self.vocab.encode(said))
+            logits[row, -1, target[min(done, len(target) - 1)]] = 1.0
+        return SimpleNamespace(logits=logits)
+
+
+def _paired(model, examples, core=None, surface=None):  # type: ignore[no-untyped-def]
+    from specc.components import build
+    from specc.components.mediation import effects
+    from specc.components.vocab import BytesVocab
+
+    terms = [(s, build(c)) for s, c in ((1.0, core), (-1.0, surface)) if c is not None]
+    return effects(model, BytesVocab(), examples, terms, "flip")
+
+
+def test_s8_oracles_without_training() -> None:
+    """A model that reads only the core word: AICE = 0 and ADCE = TE (> 0). A model keyed on
+    the spurious marker: masking the core changes nothing, masking surface spans (the marker
+    among them) does: AICE > 0."""
+    from specc.components.vocab import BytesVocab
+
+    s8, examples = _s8_examples(0.5)
+    vocab = BytesVocab()
+
+    def by_core(prompt: str) -> str:
+        words = prompt.split()
+        return "pos" if any(w in s8.POSITIVE for w in words) else (
+            "neg" if any(w in s8.NEGATIVE for w in words) else "pos")
+
+    def by_marker(prompt: str) -> str:
+        return "pos" if prompt.endswith("!") else "neg"
+
+    core, near = {"component": "mask_core"}, {"component": "mask_noncore", "nearest": True}
+    anywhere = {"component": "mask_noncore", "nearest": False}
+    reader = _Oracle(vocab, by_core)
+    te = _paired(reader, examples, core=core)
+    aice = _paired(reader, examples, surface=near)
+    adce = _paired(reader, examples, core=core, surface=near)
+    assert sum(aice) == 0 and adce == te and 0.3 < sum(te) / len(te) < 0.7
+    shortcut = _Oracle(vocab, by_marker)
+    assert sum(_paired(shortcut, examples, core=core)) == 0
+    assert sum(_paired(shortcut, examples, surface=anywhere)) < 0  # AICE > 0 (sign: -1)
+
+
+def test_s8_interventions_act_on_the_roles() -> None:
+    import random
+
+    from specc.components import build
+
+    _, [e, *_] = _s8_examples(0.5, n=5)
+    [(_, a, b, alternatives)] = [r for r in e.roles if r[0] == "core"]
+    masked = build({"component": "mask_core", "mask": "_"})(e, random.Random(0))
+    assert masked == e.prompt[:a] + "_" * (b - a) + e.prompt[b:]
+    noncore = build({"component": "mask_noncore", "nearest": True, "mask": "_"})(
+        e, random.Random(0))
+    changed = [i for i, (x, y) in enumerate(zip(e.prompt, noncore, strict=True)) if x != y]
+    assert 0 < len(changed) <= b - a and not set(changed) & set(range(a, b))
+    assert min(abs(i - a) for i in changed) <= 8  # a neighbouring filler word
+    replaced = build({"component": "replace_core"})(e, random.Random(0))
+    assert replaced != e.prompt and any(x in replaced for x in alternatives)
+
+
+def test_s8_metrics_need_a_task_with_roles() -> None:
+    import specc
+
+    errs = specc.check("""experiment e {
+  model m = gpt2(layers = 1, heads = 1, width = 8, context = 32, vocab = numbers(0..99))
+  data t = arithmetic()
+  metrics = [adce(t.test)]
+}""")
+    assert [d.code for d in errs] == ["capability-mismatch"], errs
+    assert "roles" in errs[0].message
+
+
+def test_s8_claims_trained_and_random(tmp_path: Path) -> None:
+    """Trained without a shortcut, ADCE > 0 with its interval above 0; with the marker agreeing
+    99% of the time, ADCE falls while exact match stays >= 0.9x; random weights: the interval
+    contains 0 (the spec's analysis checks)."""
+    root = tmp_path / "runs"
+    for exp in ("adce_ends", "adce_random"):
+        assert main(["run", str(S8), "--experiment", exp, "--root", str(root), "--quiet"]) == 0
+        result = json.loads((root / exp / "analysis.json").read_text())
+        assert result["checks"] and all(c["passed"] for c in result["checks"]), result["checks"]
+    ends = json.loads((root / "adce_ends" / "analysis.json").read_text())
+    assert len(ends["checks"]) == 4 and ends["runs"] == 2
+
+
+def test_s8_metrics_on_a_pretrained_model_from_a_directory(tmp_path: Path) -> None:
+    """te, aice and adce on `pretrained(...)`: a Hugging Face model saved in a local directory
+    with its vocabulary, evaluated only."""
+    import shutil
+
+    import transformers as tf
+
+    conf = tf.GPT2Config(vocab_size=260, n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    tf.GPT2LMHeadModel(conf).save_pretrained(tmp_path / "lm")
+    (tmp_path / "lm" / "specc_vocab.json").write_text('{"component": "bytes"}')
+    shutil.copy(S8.with_suffix(".py"), tmp_path / "adce.py")
+    spec = tmp_path / "eval.exp"
+    spec.write_text("""import python "adce.py"
+experiment pretrained_eval {
+  model lm = pretrained(source = "lm")
+  data prompts = templated(grammar = classify, train = 10, test = 50)
+  train { steps = 0 }
+  metrics = [exact_match(prompts.test), te(prompts.test), aice(prompts.test),
+             adce(prompts.test, formula = prob)]
+}
+""")
+    root = tmp_path / "runs"
+    assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
+    [run] = [p for p in (root / "pretrained_eval").iterdir() if p.is_dir()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = rows[-1]
+    assert {"te", "te.lo", "aice", "adce", "adce.hi"} <= set(last), last
+    assert last["te.lo"] <= last["te"] <= last["te.hi"]

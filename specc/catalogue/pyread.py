@@ -445,9 +445,10 @@ def _spec_source(value: str, t: T.Type) -> bool:
         return False
     if isinstance(node, ast.Name):
         return True
+    plain = (ast.Constant, ast.Name)  # a literal or a bare word (true, none, an enum's word)
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-            and all(isinstance(a, ast.Constant) for a in node.args)
-            and all(k.arg and isinstance(k.value, ast.Constant) for k in node.keywords))
+            and all(isinstance(a, plain) for a in node.args)
+            and all(k.arg and isinstance(k.value, plain) for k in node.keywords))
 
 
 def _docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -550,6 +551,7 @@ BUILTIN_MODULES = ("specc.components.models", "specc.components.vocab",
                    "specc.components.tasks", "specc.components.data",
                    "specc.components.policies", "specc.components.training",
                    "specc.components.generic", "specc.components.metrics",
+                   "specc.components.mediation",
                    "specc.circuits.components", "specc.report.parts")
 
 

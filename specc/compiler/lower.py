@@ -254,6 +254,7 @@ class _Assembly:
         self.sweep: ir.Sweep | None = None
         self.search: ir.Search | None = None
         self.analysis_stmts: list[S.Stmt] = []
+        self.analysis_inherited = False
         self.inherited_block = False
 
     def origin_of(self, s: S.Stmt) -> ir.Origin:
@@ -392,6 +393,12 @@ class _Assembly:
             case S.Block() if (s.kind, s.variant) in _SWEEP_BLOCKS:
                 self.sweep_block(s)
             case S.Block(kind="analysis", variant=None):
+                # like a sweep: a child's own analysis replaces its parent's (several blocks of
+                # one experiment add up)
+                own = id(s) in self.own
+                if own and self.analysis_inherited:
+                    self.analysis_stmts = []
+                self.analysis_inherited = not own
                 self.analysis_stmts.extend(s.body)
             case S.Block():
                 blocks = ["train", "sweep grid", "sweep cbs", "search optuna", "analysis"]

@@ -127,25 +127,34 @@ class AnalysisLowering:
             case S.Call():
                 return self.call(e)
             case S.Member(obj=obj, name=name):
-                base = self.expr(obj)
-                if base.type == "bad":
-                    return base
-                if base.type != "fit":
-                    self.out.error("unknown-member", e.span, what=_text(obj), name=name,
-                                   help="only a fit has members: linear_fit(...).slope")
-                    return _BAD
-                if name not in FIT_MEMBERS:
-                    self.out.error("unknown-member", e.span, what="a linear fit", name=name,
-                                   help=dg.did_you_mean(name, FIT_MEMBERS)
-                                   or f"members: {', '.join(FIT_MEMBERS)}")
-                    return _BAD
-                return Typed(ir.MemberV(base=base.value, name=name, kind="fit", span=e.span),
-                             "scalar")
+                return self.member(e, obj, name)
         self.out.error("invalid-value", e.span,
                        message=f"{_text(e)} is not an analysis expression",
                        help="use metrics, sweep variables, numbers and the analysis functions "
                             f"({', '.join(FUNCTIONS)})")
         return _BAD
+
+    def member(self, e: S.Expr, obj: S.Expr, name: str) -> Typed:
+        """A fit's member (`fit.r2`) or a metric's (`adce.lo`: a key of the dict it gives)."""
+        base = self.expr(obj)
+        if base.type == "bad":
+            return base
+        if base.type == "series" and isinstance(base.value, ir.Var) and \
+                base.value.name.startswith("metric:"):
+            # a metric that returns a dict: `adce.lo`, `rule_fit.r2` (its row keys)
+            return Typed(ir.Var(name=f"{base.value.name}.{name}", span=e.span), "series")
+        if base.type != "fit":
+            self.out.error("unknown-member", e.span, what=_text(obj), name=name,
+                           help="only a fit or a metric has members: "
+                                "linear_fit(...).slope, adce.lo")
+            return _BAD
+        if name not in FIT_MEMBERS:
+            self.out.error("unknown-member", e.span, what="a linear fit", name=name,
+                           help=dg.did_you_mean(name, FIT_MEMBERS)
+                           or f"members: {', '.join(FIT_MEMBERS)}")
+            return _BAD
+        return Typed(ir.MemberV(base=base.value, name=name, kind="fit", span=e.span),
+                     "scalar")
 
     def name(self, name: str, sp: dg.Span) -> Typed:
         if name in self.values:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import numpy as np
 
-from specc.api import BuildContext, Fraction, Range, Vocab, component
+from specc.api import BuildContext, Example, Fraction, Prompts, Range, Vocab, component
 from specc.components import tasks
 from specc.components import vocab as V
 from specc.diagnostics import SpeccError
@@ -83,21 +83,25 @@ class TaskData:
 
     kind = "task"
 
-    def __init__(self, cfg: dict[str, Any], gen: tasks.Gen, vocab: V.Vocab, context: int,
-                 run_seed: int = 0) -> None:
+    def __init__(self, splits: dict[str, list[Example]], vocab: V.Vocab, context: int,
+                 seed: int = 0, gen: tasks.Gen | None = None) -> None:
+        """``seed`` orders the training batches (Note [Data order]); ``gen`` is the generator
+        of a built-in task's examples."""
+        if not splits.get("train"):
+            raise SpeccError("the data has no training examples (a `train` split)")
         self.vocab = vocab
         self.context = context
         self.gen = gen
-        self.splits = tasks.splits(cfg, gen)
+        self.splits = splits
         self.encoded = {name: [self._encode(e) for e in exs] for name, exs in self.splits.items()}
-        self.seed = order_seed(int(cfg.get("seed", 0)), run_seed)
+        self.seed = seed
         too_long = [len(ids) for ids, _ in self.encoded["train"] if len(ids) > context]
         if too_long:
             msg = (f"task examples are up to {max(too_long)} tokens but the model's context is "
                    f"{context}; raise `context` in the model")
             raise SpeccError(msg)
 
-    def _encode(self, e: tasks.Example) -> tuple[list[int], int]:
+    def _encode(self, e: Example) -> tuple[list[int], int]:
         prompt = [self.vocab.bos, *self.vocab.encode(e.prompt)]
         answer = [*self.vocab.encode(" " + e.answer), self.vocab.eos]
         return prompt + answer, len(prompt)
@@ -493,6 +497,19 @@ def build_data(cfg: dict[str, Any], vocab: V.Vocab, context: int, base: Path,
 
     return build(cfg, BuildContext(seed=seed, base=base, vocab=vocab,  # type: ignore[no-any-return]
                                    context=context))
+
+
+def token_feed(built: Any, vocab: V.Vocab, context: int, seed: int,
+               name: str) -> TaskData | StreamData:
+    """The feed of a data component written with specc.api for a language model: its
+    ``Prompts`` encoded with the model's vocabulary, or a feed it made itself."""
+    if isinstance(built, Prompts):
+        return TaskData(built.splits, vocab, context, seed)
+    if all(hasattr(built, m) for m in ("train_batch", "eval_batches", "size", "seq_len")):
+        return built  # type: ignore[no-any-return]
+    msg = (f"data {name} returned a {type(built).__name__}; a language model's data returns "
+           "specc.api.Prompts (examples per split) or a token feed (docs/components.md)")
+    raise SpeccError(msg)
 
 
 def order_seed(data_seed: int, run_seed: int) -> int:

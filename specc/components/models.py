@@ -42,9 +42,9 @@ def gpt2(
 
     _divides(width, heads)
     return _from_config(tf.GPT2Config(
-        vocab_size=ctx.vocab.size, n_positions=context, n_embd=width, n_layer=layers,
-        n_head=heads, n_inner=width * mlp_ratio, resid_pdrop=dropout, embd_pdrop=dropout,
-        attn_pdrop=dropout, tie_word_embeddings=True), ctx)
+        **_specials(ctx), vocab_size=ctx.vocab.size, n_positions=context, n_embd=width,
+        n_layer=layers, n_head=heads, n_inner=width * mlp_ratio, resid_pdrop=dropout,
+        embd_pdrop=dropout, attn_pdrop=dropout, tie_word_embeddings=True), ctx)
 
 
 @component("model", provides=("causal_lm",))
@@ -76,7 +76,7 @@ def pythia(
 
     _divides(width, heads)
     return _from_config(tf.GPTNeoXConfig(
-        vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
+        **_specials(ctx), vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
         num_attention_heads=heads, intermediate_size=width * mlp_ratio,
         max_position_embeddings=context, rotary_pct=float(rotary_pct),
         use_parallel_residual=True, hidden_dropout=dropout, attention_dropout=dropout,
@@ -114,7 +114,7 @@ def llama(
 
     _divides(width, heads)
     return _from_config(tf.LlamaConfig(
-        vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
+        **_specials(ctx), vocab_size=ctx.vocab.size, hidden_size=width, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=int(kv_heads or heads),
         intermediate_size=width * mlp_ratio, max_position_embeddings=context,
         rope_theta=float(rope_theta), attention_dropout=dropout, tie_word_embeddings=False), ctx)
@@ -158,15 +158,18 @@ def _divides(width: int, heads: int) -> None:
         raise SpeccError(msg)
 
 
+def _specials(ctx: BuildContext) -> dict[str, Any]:
+    """The vocabulary's special tokens, given to the config (which checks them)."""
+    return {f"{key}_token_id": getattr(ctx.vocab, key) for key in ("bos", "eos", "pad")}
+
+
 def _from_config(conf: Any, ctx: BuildContext) -> Any:
-    """A causal LM from its transformers config: the vocabulary's special tokens, the run's
-    attention implementation, weights initialised from the run's seed."""
+    """A causal LM from its transformers config: the run's attention implementation, weights
+    initialised from the run's seed."""
     import torch
     import transformers as tf
 
     quiet_transformers()
-    for key in ("bos", "eos", "pad"):
-        setattr(conf, f"{key}_token_id", getattr(ctx.vocab, key))
     conf._attn_implementation = ctx.attention
     torch.manual_seed(ctx.seed)
     return tf.AutoModelForCausalLM.from_config(conf, attn_implementation=ctx.attention)

@@ -13,18 +13,8 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
-import attrs
-
-from specc.api import BuildContext, Corruption, Range, component
+from specc.api import BuildContext, Corruption, Example, Range, component
 from specc.diagnostics import SpeccError
-
-
-@attrs.frozen
-class Example:
-    prompt: str
-    answer: str
-    corrupt: str | None = None
-
 
 Gen = Callable[[random.Random], tuple[str, str, Callable[[random.Random], str | None]]]
 
@@ -242,9 +232,10 @@ def splits(cfg: dict[str, Any], gen: Gen) -> dict[str, list[Example]]:
 def _task_data(gen: Gen, ctx: BuildContext) -> Any:
     """A task's feed: its examples encoded with the run's vocabulary, cut to the model's
     context, in the order the run's seed draws."""
-    from specc.components.data import TaskData
+    from specc.components.data import TaskData, order_seed
 
-    return TaskData(ctx.config, gen, ctx.vocab, ctx.context, ctx.seed)
+    return TaskData(splits(ctx.config, gen), ctx.vocab, ctx.context,
+                    order_seed(int(ctx.config.get("seed", 0)), ctx.seed), gen=gen)
 
 
 # ------------------------------------------------------------------------------------ builders

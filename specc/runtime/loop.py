@@ -117,10 +117,21 @@ class Trainer(OpenComponents):
                                   span=self.spans.get("model"))
             context = int(getattr(model.config, "max_position_embeddings", 0)
                           or getattr(model.config, "n_positions", context))
-        with stage(f"data {self.cfg['data'].get('name', '')}", self.spans.get("data")):
-            self.data = D.build_data(self.cfg["data"], self.vocab, context, self.base, seed)
         self.context = context
+        with stage(f"data {self.cfg['data'].get('name', '')}", self.spans.get("data")):
+            self.data = self._token_data(self.cfg["data"], seed, self.spans.get("data"))
         return model
+
+    def _token_data(self, cfg: dict[str, Any], seed: int, span: Span | None) -> Any:
+        """A language model's token feed: specc's own data, or a component file's or a
+        plug-in's (its examples, encoded with the model's vocabulary)."""
+        if not is_api_component(cfg):
+            return D.build_data(cfg, self.vocab, self.context, self.base, seed)
+        ctx = BuildContext(seed=seed, device=self.rt.device, base=self.base, run_dir=self.path,
+                           vocab=self.vocab, context=self.context)
+        built = plugins.build(cfg, ctx, allow_python=self.allow_python, span=span)
+        return D.token_feed(built, self.vocab, self.context,
+                            D.order_seed(int(cfg.get("seed") or 0), seed), str(cfg["component"]))
 
     def _budget(self) -> int:
         """The run's optimizer steps, from steps, epochs or tokens (a token budget is also
@@ -176,7 +187,7 @@ class Trainer(OpenComponents):
         """A subtask's data (compositional circuit_lora), with this run's vocabulary."""
         seed = int(self.cfg.get("seed", 0))
         with stage(f"data {cfg.get('name', '')}", self.spans.get("policy")):
-            return D.build_data(cfg, self.vocab, self.context, self.base, seed)
+            return self._token_data(cfg, seed, self.spans.get("policy"))
 
     # ------------------------------------------------------------ checkpoints
     def _ckpt_root(self) -> Path:

@@ -40,10 +40,10 @@ def batch_rows(batch: dict[str, Any]) -> int:
 def _flatten(key: str, value: Any) -> dict[str, Any]:
     """A metric's value as row entries: a number as ``key``, a dict as ``key.name`` (recursively),
     a vector (list, tuple, 1-d tensor) as a list of numbers."""
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # the empty key is the metric's own value (`adce`, `adce.lo`)
         out: dict[str, Any] = {}
         for k, v in value.items():
-            out.update(_flatten(f"{key}.{k}", v))
+            out.update(_flatten(f"{key}.{k}" if k != "" else key, v))
         return out
     if hasattr(value, "detach"):
         value = value.detach().cpu()
@@ -183,7 +183,10 @@ class OpenComponents:
 
     def _build_metrics(self) -> None:
         """Metrics written with specc.api, built once (they receive the trained model)."""
-        self.metric_fns: dict[str, Any] = {}
+        # specc's own metrics that measure the model themselves (te, adce...), then the others
+        self.metric_fns: dict[str, Any] = {
+            k: fn for k, fn in self.metric_objects.items()
+            if callable(fn) and not isinstance(fn, (M.TokenStatistic, M.CircuitStatistic))}
         ctx = self._ctx(int(self.cfg.get("seed", 0)))
         ctx.model = self.model_raw
         for m in self.cfg.get("metrics") or []:
