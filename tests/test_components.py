@@ -511,6 +511,41 @@ def test_report_field_decides_what_the_report_draws(tmp_path: Path) -> None:
     assert "status" in (out / "index.html").read_text()  # e's table
 
 
+_REPORT_PART = '''
+    @component("report")
+    def run_count(*, ctx: BuildContext):
+        """How many runs an experiment finished."""
+        from specc.report.parts import Report
+
+        def section(exp, drawing):
+            runs = [p for p in (drawing.root / exp.name).iterdir() if p.is_dir()]
+            return (f"{exp.name} finished {len(runs)} run(s)", [])
+
+        return Report(section=section)
+
+    @component("report")
+    def broken(*, ctx: BuildContext):
+        """Returns something that is not a report part."""
+        return 42
+'''
+
+
+def test_a_component_file_extends_the_report(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A report builder in a component file draws its own section, where `report = [...]`
+    names it; one that returns something else is a clear error."""
+    spec = _project(tmp_path, _BLOBS + _REPORT_PART, _SPEC.replace("ACC", "1").replace(
+        "model m = lin()", "model m = lin()\n  report = [run_count, metric_table]"))
+    root, out = tmp_path / "runs", tmp_path / "report"
+    assert _run(spec, root) == 0
+    capsys.readouterr()
+    assert main(["report", str(spec), "--root", str(root), "--out", str(out)]) == 0
+    assert "e finished 1 run(s)" in capsys.readouterr().out
+    spec.write_text(spec.read_text().replace("report = [run_count", "report = [broken"))
+    assert main(["report", str(spec), "--root", str(root), "--out", str(out)]) != 0
+    shown = capsys.readouterr()
+    assert "broken returned a int" in shown.out + shown.err
+
+
 # ----------------------------------------------------------------------------- regression gate
 def test_next_token_reproduces_the_quickstart_curve(tmp_path: Path) -> None:
     """`objective = next_token` (the default) is the language-model loop of before: the first 50

@@ -110,13 +110,14 @@ def test_analysis_statistics_equal_scipy() -> None:
     mid = median(best(loss))
     sd = std(loss)
     n = count(when = obj == b)
+    g = granulated_tau(x = x, y = loss, axes = [x, obj])
     check f.slope > 0
   }
 }"""
     result = specc.compile(spec.replace("[a, b]", '["a", "b"]'))
     assert result.program is not None
     analysis = result.program.experiments[0].analysis
-    assert analysis is not None and len(analysis.steps) == 9
+    assert analysis is not None and len(analysis.steps) == 10
     from specc.report.analysis import evaluate
 
     # the table's metric is called "m": rename the analysis's metric key to it
@@ -135,7 +136,13 @@ def test_analysis_statistics_equal_scipy() -> None:
     assert out.values["mid"] == pytest.approx(np.median(ys))  # best of a loss: its minimum
     assert out.values["sd"] == pytest.approx(np.std(ys, ddof=1))
     assert out.values["n"] == 5.0
+    # granulated over x within each obj (over obj at a fixed x, x does not vary: no tau)
+    assert out.values["g"] == pytest.approx(np.mean([stats.kendalltau(xs[:5], ys[:5]).statistic,
+                                                     stats.kendalltau(xs[5:], ys[5:]).statistic]))
     assert out.ok
+    bad = specc.check(spec.replace("[a, b]", '["a", "b"]').replace("[x, obj]", "[x, objective]"))
+    unknown = [d for d in bad if d.code == "unknown-name"]
+    assert len(unknown) == 1 and "obj" in (unknown[0].help or ""), bad
 
 
 def test_a_failed_check_exits_1_at_its_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -262,6 +269,23 @@ def test_s8_interventions_act_on_the_roles() -> None:
     assert min(abs(i - a) for i in changed) <= 8  # a neighbouring filler word
     replaced = build({"component": "replace_core"})(e, random.Random(0))
     assert replaced != e.prompt and any(x in replaced for x in alternatives)
+
+
+def test_s8_multiplication_prompts_mark_the_operands_as_core() -> None:
+    import random
+
+    from specc.api import BuildContext
+    from specc.components import build
+
+    s8 = _s8_module()
+    examples = s8.templated(grammar="multiplication", max=100, filler=3, spurious=0.5, train=1,
+                            test=20, seed=0, ctx=BuildContext()).splits["test"]
+    for e in examples:
+        cores = [e.prompt[a:b] for r, a, b, _ in e.roles if r == "core"]
+        a, b = (int(x) for x in cores)
+        assert e.prompt == f"Q: compute {a} times {b} please. A:" and e.answer == str(a * b)
+    replaced = build({"component": "replace_core"})(examples[0], random.Random(1))
+    assert replaced != examples[0].prompt and len(replaced) == len(examples[0].prompt)
 
 
 def test_s8_metrics_need_a_task_with_roles() -> None:

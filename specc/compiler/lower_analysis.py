@@ -34,7 +34,7 @@ from specc.lang import syntax as S
 # ir.MemberV(kind="fit"); arithmetic, comparisons and and/or/not are ir.Op as written.
 REDUCERS = ("mean", "median", "std", "min", "max", "count")
 SERIES = ("final", "best")
-PAIRS = ("linear_fit", "spearman", "kendall_tau")
+PAIRS = ("linear_fit", "spearman", "kendall_tau", "granulated_tau")
 FIGURES = ("metric_curve", "line", "scatter")
 FUNCTIONS = (*SERIES, *REDUCERS, *PAIRS, *FIGURES)
 FIT_MEMBERS = ("slope", "intercept", "r2")
@@ -220,12 +220,15 @@ class AnalysisLowering:
         if fn in FIGURES:
             return self.figure(e, fn)
         if fn in SERIES:
-            params = ("metric",)
+            params: tuple[str, ...] = ("metric",)
         elif fn in REDUCERS:
             params = ("of", "when")
+        elif fn == "granulated_tau":
+            params = ("x", "y", "axes", "when")
         else:
             params = ("x", "y", "when")
         given: dict[str, tuple[S.Expr, Typed]] = {}
+        axes: ir.Value | None = None
         for i, a in enumerate(e.args):
             key = a.name or (params[i] if i < len(params) else None)
             if key is None or key not in params:
@@ -236,6 +239,12 @@ class AnalysisLowering:
             if key in given:
                 self.out.error("duplicate-argument", a.span, name=key)
                 return _BAD
+            if key == "axes":
+                axes = self.axis_list(a.value)
+                if axes is None:
+                    return _BAD
+                given[key] = (a.value, Typed(axes, "axes"))
+                continue
             given[key] = (a.value, self.expr(a.value))
         if any(t.type == "bad" for _, t in given.values()):
             return _BAD
@@ -254,6 +263,8 @@ class AnalysisLowering:
                         return self._word_error(t)
                     return self._mismatch(ex, "a metric", t.type)
                 args.append(t.value)
+            elif p == "axes":
+                args.append(t.value)
             elif p == "when":
                 if t.type == "word":
                     return self._word_error(t)
@@ -271,6 +282,24 @@ class AnalysisLowering:
                 args.append(t.value)
         out_type = "column" if fn in SERIES else "fit" if fn == "linear_fit" else "scalar"
         return Typed(ir.Op(op=f"fn:{fn}", args=args, span=e.span), out_type)
+
+    def axis_list(self, e: S.Expr) -> ir.Value | None:
+        """`axes = [lr, batch]`: sweep variables, as ``kw:axes`` of their keys."""
+        items = e.items if isinstance(e, S.ListExpr) else None
+        if not items or not all(isinstance(i, S.Name) for i in items):
+            self.out.error("type-mismatch", e.span, expected="a list of sweep variables",
+                           got=_text(e), help="write axes = [lr, batch]")
+            return None
+        keys: list[ir.Value] = []
+        for i in items:
+            if i.id not in self.axes:  # type: ignore[union-attr]
+                self.out.error("unknown-name", i.span, kind="sweep variable",
+                               name=i.id,  # type: ignore[union-attr]
+                               help=dg.did_you_mean(i.id, list(self.axes))  # type: ignore
+                               or f"sweep variables: {', '.join(self.axes) or 'none'}")
+                return None
+            keys.append(ir.Const(value=self.axes[i.id], span=i.span))  # type: ignore[union-attr]
+        return ir.Op(op="kw:axes", args=keys, span=e.span)
 
     def figure(self, e: S.Call, fn: str) -> Typed:
         """`metric_curve(m, ..., by = a)`, `line(x, y, by = a)`, `scatter(x, y, color = a)`."""

@@ -114,7 +114,8 @@ class Evaluator:
 
     def function(self, fn: str, args: list[ir.Value]) -> Any:
         when = next((a for a in args if isinstance(a, ir.Op) and a.op == "kw:when"), None)
-        plain = [a for a in args if a is not when]
+        axes = next((a for a in args if isinstance(a, ir.Op) and a.op == "kw:axes"), None)
+        plain = [a for a in args if a is not when and a is not axes]
         keep = [True] * len(self.runs)
         if when is not None:
             mask = self.eval(when.args[0])
@@ -149,7 +150,34 @@ class Evaluator:
             return math.nan
         if fn == "spearman":
             return float(stats.spearmanr(xs, ys).statistic)
+        if fn == "granulated_tau" and axes is not None:
+            keys = [str(a.value) for a in axes.args if isinstance(a, ir.Const)]
+            return self.granulated_tau(rows, xs, ys, keys)
         return float(stats.kendalltau(xs, ys).statistic)
+
+    def granulated_tau(self, rows: list[int], xs: Any, ys: Any, axes: list[str]) -> float:
+        """Jiang et al.'s granulated Kendall coefficient: for each axis, the mean of Kendall's
+        tau over the groups of runs that agree on every other listed axis (only that axis
+        varies, seeds and unlisted axes being replicates); then the mean over the axes. Groups
+        with fewer than two distinct x or y values have no tau and are left out."""
+        import numpy as np
+        from scipy import stats
+
+        per_axis = []
+        for axis in axes:
+            others = [a for a in axes if a != axis]
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for j, i in enumerate(rows):
+                b = self.runs[i].bindings
+                groups.setdefault(tuple(repr(b.get(o)) for o in others), []).append(j)
+            taus = []
+            for idx in groups.values():
+                gx, gy = xs[idx], ys[idx]
+                if len(idx) >= 2 and np.ptp(gx) > 0 and np.ptp(gy) > 0:
+                    taus.append(float(stats.kendalltau(gx, gy).statistic))
+            if taus:
+                per_axis.append(float(np.mean(taus)))
+        return float(np.mean(per_axis)) if per_axis else math.nan
 
 
 def _num(x: Any) -> bool:
@@ -302,15 +330,15 @@ def _natural(s: str) -> tuple[int, float | str]:
 
 
 def _detail(ev: Evaluator, v: ir.Value) -> str:
-    """The numbers a comparison compared (`mean(...) = 0.42 and 1`)."""
+    """The numbers a comparison compared and its outcome (`0.42 < 1 is true`)."""
     if isinstance(v, ir.Op) and len(v.args) == 2 and v.op in ("<", "<=", ">", ">=", "==", "!="):
         a, b = (ev.eval(x) for x in v.args)
         if not _num(a) or not _num(b):
             return "no finished run matched, so there is nothing to compare"
-        return f"{_fmt(a)} {v.op} {_fmt(b)} is false"
+        return f"{_fmt(a)} {v.op} {_fmt(b)} is {'true' if ev.eval(v) else 'false'}"
     if isinstance(v, ir.Op) and v.op in ("and", "or"):
         return "; ".join(_detail(ev, x) for x in v.args)
-    return "false"
+    return "true" if ev.eval(v) else "false"
 
 
 def _fmt(x: Any) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from specc.compiler import ir
+from specc.diagnostics import SpeccError
 from specc.store.runs import MetricsLog, read_manifest
 
 _SKIP = {"step", "tokens", "time", "lr"}
@@ -37,13 +38,13 @@ def _spec_runs(root: Path, plan: dict[str, set[str] | None], every: bool) -> lis
             if (d / "manifest.json").exists() and (every or keep is None or d.name in keep)]
 
 
-def wanted(exp: Any) -> set[str] | None:
-    """What an experiment's `report = [...]` asks the report to draw; None when it is the
-    default (then everything that applies is drawn)."""
+def wanted(exp: Any) -> list[Any] | None:
+    """The report components an experiment's `report = [...]` asks for (calls, in order); None
+    when it is the default (then every built-in part that applies is drawn)."""
     f = next((f for f in exp.fields if f.path == "report"), None)
     if f is None or f.origin.how == "default" or not isinstance(f.value, ir.ListV):
         return None
-    return {item.name for item in f.value.items if isinstance(item, ir.Comp)}
+    return [item for item in f.value.items if isinstance(item, ir.Comp)]
 
 
 def _analysis_section(exp: Any, root: Path, out: Path,
@@ -78,16 +79,29 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def reports(exp: Any) -> list[Any]:
-    """The report parts an experiment draws: those its `report = [...]` names, else every
+def reports(exp: Any, base: Path) -> list[Any]:
+    """The report parts an experiment draws: those its `report = [...]` names (a component
+    file's or a plug-in's report builders too, imported here as a run imports them), else every
     built-in part (each draws only where it applies), in the catalogue's order."""
+    from specc.api import BuildContext
     from specc.catalogue.pyread import builtin_components
     from specc.components import build
+    from specc.runtime import plugins
 
     asked = wanted(exp)
-    names = [c.name for c in builtin_components() if c.kind == "report"
-             and (asked is None or c.name in asked)]
-    return [build(n) for n in names]
+    if asked is None:
+        return [build(c.name) for c in builtin_components() if c.kind == "report"]
+    from specc.report.parts import Report
+
+    parts = []
+    for item in asked:
+        part = plugins.build(ir.plain(item), BuildContext(base=base))
+        if not isinstance(part, Report):
+            msg = (f"report {item.name} returned a {type(part).__name__}; a report builder "
+                   "returns specc.report.parts.Report (docs/components.md)")
+            raise SpeccError(msg)
+        parts.append(part)
+    return parts
 
 
 def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
@@ -102,7 +116,7 @@ def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
     across: dict[Any, list[Any]] = {}
     for exp in experiments:
         drawn: set[Any] = set()
-        for part in reports(exp):
+        for part in reports(exp, spec.parent):
             if part.section is not None and part.section not in drawn:
                 drawn.add(part.section)
                 section = part.section(exp, drawing)
@@ -151,7 +165,7 @@ def report_cmd(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         exps = result.plan.program.experiments
         sections = _sweep_sections(spec, exps, root, out, {} if every else plan)
-        pages = {e.name: {part.page for part in reports(e)} for e in exps}
+        pages = {e.name: {part.page for part in reports(e, spec.parent)} for e in exps}
         curves = {name for name, parts in pages.items() if "curves" in parts}
         table = any("table" in parts for parts in pages.values())
     else:
@@ -238,7 +252,8 @@ def _plot(row: dict[str, Any], out: Path) -> str | None:
         axes[0][0].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
     axes[0][0].set_xlabel("step")
     axes[0][0].set_title("loss")
-    axes[0][0].legend()
+    if axes[0][0].get_legend_handles_labels()[0]:  # an evaluation-only run has no loss curve
+        axes[0][0].legend()
     if others:
         for k in others:
             axes[0][1].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
