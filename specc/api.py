@@ -88,6 +88,7 @@ class BuildContext:
     attention: str = "sdpa"  # the attention implementation the precision settings ask for
     context: int = 0  # a language model's context length (token data cut to it)
     config: dict[str, Any] = attrs.field(factory=dict)  # the component's whole resolved config
+    rewrites: tuple[str, ...] = ()  # the compiler's rewrites applied to the run (Note [Rewrites])
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         """A batch's tensors moved to the run's device (other values unchanged)."""

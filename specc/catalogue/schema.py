@@ -7,6 +7,9 @@ from typing import Final
 from specc.catalogue import types as T
 from specc.catalogue.components import REQUIRED, P, Param
 
+# Note [Rewrites]: specc/compiler/rewrites.py decides which apply to a run.
+REWRITES: Final = ("pad_vocab", "chunked_ce")
+
 _POS_INT = {"lo": 1}
 
 EXPERIMENT: Final[tuple[Param, ...]] = (
@@ -57,6 +60,9 @@ TRAIN: Final[tuple[Param, ...]] = (
     P("attention", T.Enum(("auto", "sdpa", "eager", "flash")), "auto", "attention kernel"),
     P("stop_when", T.ANY, "none", "stop early when a metric condition holds (loss <= 2.0)"),
     P("checkpoint_every", T.INT, "0", "save a checkpoint every N steps (0: eval_every)", lo=0),
+    P("rewrites", T.optional(T.Union_((T.Enum(("auto",)), T.ListOf(T.Enum(REWRITES))))), "auto",
+      "the compiler's rewrites for speed and memory (specc explain SPEC train.rewrites): auto "
+      "applies every one that keeps the mathematics, none is the baseline, or a list of them"),
 )
 
 GRID: Final[tuple[Param, ...]] = (

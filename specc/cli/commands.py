@@ -117,6 +117,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "FLOPs unknown (a model's shape is not known at check time)"
         print(f"  cost: {cost.steps:,} steps, {cost.tokens:,} {cost.unit}, {flops}"
               + (f", model {ep.experiment.params:,} params" if ep.experiment.params else ""))
+        first = next(iter(ep.runs()), None)
+        if first is not None:  # Note [Rewrites]: the first run's (explain says why)
+            applied = first.config.get("train", {}).get("rewrites") or []
+            print(f"  rewrites: {', '.join(applied) or 'none'}"
+                  f" (specc explain {args.file} {ep.experiment.name}.train.rewrites)")
         for c in ep.experiment.checks:
             print(f"  check {c.text}: {'passed' if c.passed else 'at run time'}")
         space = ep.search_space()
@@ -198,7 +203,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     counted = _explain_params(exp, ".".join(parts))
     if counted:
         print(f"  {counted}")
+    if ".".join(parts) == "train.rewrites":
+        print(_explain_rewrites(args, exp))
     return EXIT_OK
+
+
+def _explain_rewrites(args: argparse.Namespace, exp: ir.Experiment) -> str:
+    """Each rewrite: applied or skipped, why, the expected effect (Note [Rewrites]); per group
+    of runs that decide alike."""
+    from specc.compiler import rewrites
+
+    result = compile_file(args.file, profile=args.profile, backend=args.backend)
+    ep = next((e for e in (result.plan.experiments if result.plan else [])
+               if e.experiment.name == exp.name),
+              None)
+    if ep is None:
+        return "  rewrites: decided per run when the experiment plans"
+    asked = ir.plain(exp.field("train.rewrites")) if exp.field("train.rewrites") else "auto"
+    groups: dict[tuple[rewrites.Decision, ...], int] = {}
+    for run in ep.runs():
+        config = {**run.config, "train": {**run.config["train"], "rewrites": asked}}
+        key = tuple(rewrites.decide(config))
+        groups[key] = groups.get(key, 0) + 1
+    lines = []
+    for decisions, n in groups.items():
+        if len(groups) > 1:
+            lines.append(f"  {n} run(s):")
+        for d in decisions:
+            lines.append(f"  {d.name}: {'applied' if d.applied else 'off'}: {d.why}")
+    return "\n".join(lines)
 
 
 def _explain_params(exp: ir.Experiment, name: str) -> str | None:

@@ -257,7 +257,11 @@ class RunMaker:
             exp.sweep.kind == "cbs" else None
 
     def config(self, binding: dict[str, ir.Value]) -> dict[str, Any]:
+        from specc.compiler import rewrites
+
         config = self.template.resolve(binding)
+        if isinstance(config.get("train"), dict):  # Note [Rewrites]: the ones applied
+            config["train"]["rewrites"] = rewrites.applied(config)
         if self.objectives:
             metrics = list(config.get("metrics") or [])
             config["metrics"] = metrics + [m for m in self.objectives if m not in metrics]

@@ -18,9 +18,15 @@ def next_token(*, ctx: BuildContext) -> Any:
     """Next-token cross-entropy, summed over the label tokens and weighted by their count.
 
     The default objective of causal language models; it reproduces specc's language-model
-    loop exactly.
+    loop exactly. Under the chunked_ce rewrite (Note [Rewrites]) the batch's logits are never
+    formed: specc/components/fused.py.
     """
     import torch.nn.functional as F
+
+    if "chunked_ce" in ctx.rewrites:
+        from specc.components.fused import chunked_next_token
+
+        return chunked_next_token
 
     def objective(model: Any, batch: dict[str, Any]) -> Loss:
         out = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))

@@ -172,7 +172,76 @@ def _from_config(conf: Any, ctx: BuildContext) -> Any:
     quiet_transformers()
     conf._attn_implementation = ctx.attention
     torch.manual_seed(ctx.seed)
-    return tf.AutoModelForCausalLM.from_config(conf, attn_implementation=ctx.attention)
+    model = tf.AutoModelForCausalLM.from_config(conf, attn_implementation=ctx.attention)
+    if "pad_vocab" in ctx.rewrites:
+        pad_vocab(model)
+    return model
+
+
+# Note [Padded vocabulary] (the pad_vocab rewrite, Note [Rewrites]): the model is built with its
+# real vocabulary, then its embedding and output rows are padded (the random state restored, so
+# the real rows and everything drawn after are those of the unpadded model); a hook cuts the
+# padded logits off the output layer, so no loss, metric or generated token ever sees them.
+# `real_vocab` is the size; the saved model is unpadded (`unpadded`).
+def pad_vocab(model: Any) -> None:
+    import torch
+
+    from specc.compiler.rewrites import padded
+
+    size = int(model.get_output_embeddings().weight.shape[0])
+    if padded(size) == size:
+        return
+    state = torch.random.get_rng_state()
+    model.resize_token_embeddings(padded(size), mean_resizing=False)
+    torch.random.set_rng_state(state)
+    model.get_output_embeddings().register_forward_hook(
+        lambda module, args, out: out[..., :size])
+    model.real_vocab = size
+
+
+def padding_params(model: Any) -> tuple[int, int]:
+    """Parameters the padded vocabulary added, all and trainable (0 without the rewrite):
+    parameter counts leave them out."""
+    inner = _unwrapped(model)
+    size = getattr(inner, "real_vocab", None)
+    if size is None:
+        return 0, 0
+    total = trained = 0
+    seen: set[int] = set()
+    for m in (inner.get_input_embeddings(), inner.get_output_embeddings()):
+        w = m.weight
+        if id(w) not in seen:
+            seen.add(id(w))
+            n = (w.shape[0] - size) * w.shape[1]
+            total += n
+            trained += n if w.requires_grad else 0
+    return int(total), int(trained)
+
+
+def unpadded(model: Any) -> Any:
+    """The model with its real vocabulary (a copy when it was padded), for saving."""
+    import copy
+
+    inner = _unwrapped(model)
+    size = getattr(inner, "real_vocab", None)
+    if size is None:
+        return model
+    out = copy.deepcopy(inner)
+    out.get_output_embeddings()._forward_hooks.clear()
+    out.resize_token_embeddings(size, mean_resizing=False)
+    del out.real_vocab
+    return out
+
+
+def _unwrapped(model: Any) -> Any:
+    """The Hugging Face model inside a peft or data-parallel wrapper."""
+    while True:
+        if hasattr(model, "module") and not hasattr(model, "get_output_embeddings"):
+            model = model.module
+        elif hasattr(model, "get_base_model"):
+            model = model.get_base_model()
+        else:
+            return model
 
 
 def build_model(cfg: dict[str, Any], vocab: Any, *, base: Path = Path("."),

@@ -136,10 +136,14 @@ def _adalora(model: Any, policy: dict[str, Any], total_steps: int) -> Any:
 
 
 def count_params(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
+    """(trainable, total) parameter counts; a padded vocabulary's rows are not counted (Note
+    [Padded vocabulary])."""
+    from specc.components.models import padding_params
+
+    pad, pad_trained = padding_params(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    return trainable, total
+    return trainable - pad_trained, total - pad
 
 
 # ------------------------------------------------------------------------------------ builders

@@ -112,7 +112,7 @@ class Trainer(OpenComponents):
         with stage(f"model {model_cfg.get('name', '')}", self.spans.get("model")):
             ctx = BuildContext(seed=seed, device=self.rt.device, base=self.base,
                                run_dir=self.path, vocab=self.vocab, store=self.store_root,
-                               attention=self.rt.attention())
+                               attention=self.rt.attention(), rewrites=self.rewrites)
             model = plugins.build(model_cfg, ctx, allow_python=self.allow_python,
                                   span=self.spans.get("model"))
             context = int(getattr(model.config, "max_position_embeddings", 0)
@@ -635,7 +635,7 @@ class Trainer(OpenComponents):
             import copy
 
             model = copy.deepcopy(model).merge_and_unload()
-        self._save_model(model, tmp / "model")
+        self._save_model(models.unpadded(model), tmp / "model")
         import json
 
         if self.vocab_cfg is not None:

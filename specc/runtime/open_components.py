@@ -83,7 +83,14 @@ class OpenComponents:
 
     def _ctx(self, seed: int) -> BuildContext:
         return BuildContext(seed=seed, device=self.rt.device, base=self.base, run_dir=self.path,
-                            data=getattr(self, "data", None), vocab=getattr(self, "vocab", None))
+                            data=getattr(self, "data", None), vocab=getattr(self, "vocab", None),
+                            rewrites=self.rewrites)
+
+    @property
+    def rewrites(self) -> tuple[str, ...]:
+        """The compiler's rewrites applied to this run (Note [Rewrites])."""
+        asked = self.cfg.get("train", {}).get("rewrites")
+        return tuple(asked) if isinstance(asked, list) else ()
 
     def _build_generic(self, seed: int) -> Any:
         """A model written with specc.api: its data feed first (the model may read its schema),
