@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 
 from specc.catalogue.schema import REWRITES
+from specc.components.models import PAD, padded
 
-PAD = 64
 CONFIG_MODELS = ("gpt2", "pythia", "llama")  # language models built from a config
 
 
@@ -32,10 +32,6 @@ class Decision:
     name: str
     applied: bool
     why: str
-
-
-def padded(size: int) -> int:
-    return -(-size // PAD) * PAD
 
 
 def decide(config: dict[str, Any]) -> list[Decision]:

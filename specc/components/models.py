@@ -183,10 +183,16 @@ def _from_config(conf: Any, ctx: BuildContext) -> Any:
 # the real rows and everything drawn after are those of the unpadded model); a hook cuts the
 # padded logits off the output layer, so no loss, metric or generated token ever sees them.
 # `real_vocab` is the size; the saved model is unpadded (`unpadded`).
+PAD = 64
+
+
+def padded(size: int) -> int:
+    """``size`` rounded up to a multiple of PAD."""
+    return -(-size // PAD) * PAD
+
+
 def pad_vocab(model: Any) -> None:
     import torch
-
-    from specc.compiler.rewrites import padded
 
     size = int(model.get_output_embeddings().weight.shape[0])
     if padded(size) == size:
