@@ -16,12 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 S7 = ROOT / "specs" / "feature_learning" / "feature_learning.exp"
 
 
-def _s7_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("s7_components", S7.with_suffix(".py"))
+def _components(spec_file: Path):  # type: ignore[no-untyped-def]
+    """A research spec's component file, imported."""
+    spec = importlib.util.spec_from_file_location(f"{spec_file.stem}_components",
+                                                  spec_file.with_suffix(".py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _s7_module():  # type: ignore[no-untyped-def]
+    return _components(S7)
 
 
 def test_s7_claims_hold_at_both_ends(tmp_path: Path) -> None:
@@ -172,11 +178,7 @@ S8 = ROOT / "specs" / "adce" / "adce.exp"
 
 
 def _s8_module():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("s8_components", S8.with_suffix(".py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _components(S8)
 
 
 def _s8_examples(spurious: float, n: int = 300):  # type: ignore[no-untyped-def]

@@ -325,3 +325,19 @@ def test_backend_auto_is_checked_against_every_backend_it_may_pick() -> None:
     assert d.code == "backend-unsupported" and "cpu" in d.message
     assert specc.check("experiment e { model m = gpt2(vocab = bytes)\n  backend = cuda\n"
                        "  train { precision = fp16 } }") == []
+
+
+def test_a_missing_extra_is_an_install_hint_not_a_bug(tmp_path: Path) -> None:
+    """With only the core installed (torch absent), `specc run` says what to install and exits
+    1, instead of exit 70 "a bug in specc"."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from specc.cli.main import main\n"
+            f"sys.exit(main(['run', 'specs/quickstart.exp', '--root', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "needs torch" in done.stderr and "pip install '" in done.stderr
+    assert "[torch]'" in done.stderr and "internal error" not in done.stderr

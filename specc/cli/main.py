@@ -127,11 +127,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except ModuleNotFoundError as exc:
+        hint = install_hint(exc.name or "")
+        if hint is None:
+            raise
+        sys.stderr.write(f"specc: error: `specc {args.command}` needs {exc.name}, which is not "
+                         f"installed; install it with:\n  {hint}\n")
+        return 1
     except Exception:  # noqa: BLE001 - anything else is our bug, reported as such
         sys.stderr.write(traceback.format_exc())
         sys.stderr.write("specc: internal error (this is a bug in specc, not in your spec); "
                          "please report it with the spec and the lines above\n")
         return EXIT_INTERNAL
+
+
+# What each optional extra of pyproject.toml brings (a core install has only lark and attrs).
+EXTRAS = {"torch": "torch", "transformers": "torch", "peft": "torch", "datasets": "torch",
+          "matplotlib": "torch", "tqdm": "torch", "rich": "torch", "cloudpickle": "torch",
+          "scipy": "torch", "numpy": "torch", "optuna": "sweeps", "cmaes": "sweeps",
+          "psycopg": "sweeps", "torch_xla": "xla"}
+
+
+def install_hint(module: str) -> str | None:
+    """The exact install line for a missing optional dependency (None: not one of ours)."""
+    extra = EXTRAS.get(module.split(".")[0])
+    if extra is None:
+        return None
+    try:
+        from importlib.metadata import packages_distributions
+
+        dist = (packages_distributions().get("specc") or ["specc"])[0]
+    except Exception:  # noqa: BLE001 - metadata is a courtesy here
+        dist = "specc"
+    return f"pip install '{dist}[{extra}]'"
 
 
 def _json(data: object) -> str:
