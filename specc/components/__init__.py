@@ -46,6 +46,14 @@ def call(fn: Callable[..., Any], cfg: dict[str, Any], ctx: BuildContext) -> Any:
     return fn(**kwargs)
 
 
+def split_name(split: Any) -> str:
+    """The split a metric's ``split`` argument names: ``task.test`` arrives as ``{"member":
+    "test", ...}``; none means the held-out split, ``test``."""
+    if isinstance(split, dict):
+        return str(split.get("member") or "test")
+    return str(split or "test")
+
+
 def build(cfg: dict[str, Any] | str, ctx: BuildContext | None = None) -> Any:
     """Build one of specc's own components from its resolved configuration (or bare name)."""
     cfg = {"component": cfg} if isinstance(cfg, str) else cfg

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from specc.api import BuildContext, Loss, Range, Split, component
+from specc.components import split_name
 
 
 @component("objective", requires=("causal_lm", "tokens"))
@@ -81,7 +82,7 @@ def accuracy(split: Split | None = None, *, ctx: BuildContext) -> Any:
     Args:
         split: the split evaluated (none: the held-out split)
     """
-    name = _split_name(split)
+    name = split_name(split)
 
     def measure(model: Any, data: Any) -> float:
         import torch
@@ -98,13 +99,6 @@ def accuracy(split: Split | None = None, *, ctx: BuildContext) -> Any:
         return float(torch.as_tensor(hit).item()) / total
 
     return measure
-
-
-def _split_name(split: Any) -> str:
-    """``task.test`` arrives as ``{"member": "test", ...}``; none means the held-out split."""
-    if isinstance(split, dict):
-        return str(split.get("member") or "test")
-    return str(split or "test")
 
 
 @component("metric")

@@ -182,9 +182,9 @@ def _paired(split: Any, terms: list[tuple[float, Any]], formula: str, limit: int
             ci: float, resamples: int) -> Callable[[Any, Any], dict[str, float]]:
     """The metric: per example, the signed sum of each intervention's effect; its mean and a
     percentile bootstrap interval."""
-    from specc.components import build
+    from specc.components import build, split_name
 
-    name = (split.get("member") if isinstance(split, dict) else None) or "test"
+    name = split_name(split)
     interventions = [(sign, build(cfg)) for sign, cfg in terms]
 
     def measure(model: Any, data: Any) -> dict[str, float]:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import attrs
 
 from specc.api import BuildContext, Range, Split, component
+from specc.components import split_name
 from specc.components.data import DYNAMIC
 
 
@@ -38,10 +39,6 @@ class CircuitStatistic:
     discovery info) -> {key: value}`` (computed by the trainer's CircuitWatch)."""
 
     value: Callable[[Any, Any, dict[str, Any]], dict[str, float]]
-
-
-def _split(split: Any) -> str:
-    return (split.get("member") if isinstance(split, dict) else None) or "test"
 
 
 def metric_key(cfg: dict[str, Any]) -> str:
@@ -120,7 +117,7 @@ def loss(*, split: Split | None = None, ctx: BuildContext) -> Any:
     Args:
         split: split (none: held-out)
     """
-    return TokenStatistic(_split(split), None, lambda s: s["loss_sum"] / max(s["tokens"], 1),
+    return TokenStatistic(split_name(split), None, lambda s: s["loss_sum"] / max(s["tokens"], 1),
                           objective=True)
 
 
@@ -131,7 +128,7 @@ def perplexity(*, split: Split | None = None, ctx: BuildContext) -> Any:
     Args:
         split: split (none: held-out)
     """
-    return TokenStatistic(_split(split), None, lambda s: math.exp(
+    return TokenStatistic(split_name(split), None, lambda s: math.exp(
         min(s["loss_sum"] / max(s["tokens"], 1), 50.0)))
 
 
@@ -142,7 +139,7 @@ def token_accuracy(*, split: Split | None = None, ctx: BuildContext) -> Any:
     Args:
         split: split
     """
-    return TokenStatistic(_split(split), None, lambda s: s["correct"] / max(s["tokens"], 1))
+    return TokenStatistic(split_name(split), None, lambda s: s["correct"] / max(s["tokens"], 1))
 
 
 @component("metric", requires=("causal_lm",))
@@ -158,4 +155,4 @@ def exact_match(
         split: the split to evaluate (task.test)
         limit: examples evaluated (none: all)
     """
-    return TokenStatistic(_split(split), limit, lambda s: s["exact"] / max(s["examples"], 1))
+    return TokenStatistic(split_name(split), limit, lambda s: s["exact"] / max(s["examples"], 1))

@@ -147,12 +147,11 @@ def tokenizer(*, path: str, ctx: BuildContext) -> Any:
 
 def build_vocab(cfg: dict[str, Any], base_dir: Path | None) -> Vocab:
     """The vocabulary a resolved ``vocab`` configuration names (its builder, called)."""
-    from specc.components import build
+    from specc.components import build, builtin
 
     if cfg.get("component") == "hub_tokenizer":  # written by runs before tokenizer(path) took ids
         cfg = {"component": "tokenizer", "path": cfg["id"]}
-    try:
-        return build(cfg, BuildContext(base=base_dir or Path(".")))  # type: ignore[no-any-return]
-    except KeyError:
+    if builtin(str(cfg.get("component"))) is None:
         msg = f"unknown vocabulary {cfg.get('component')!r}"
-        raise SpeccError(msg) from None
+        raise SpeccError(msg)
+    return build(cfg, BuildContext(base=base_dir or Path(".")))  # type: ignore[no-any-return]
