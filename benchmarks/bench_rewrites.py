@@ -8,7 +8,8 @@ script one after the other, round after round.
 
 Reported per side: the median step time (specc's real step, Trainer.train_step, after warm-up)
 and the step's peak memory: on CPU the growth of the resident set over the steps (Linux's peak
-RSS, reset after the model, data and optimizer exist, minus the RSS then); on CUDA
+RSS, reset after the model, data and optimizer exist, minus the RSS then, with glibc's
+mmap threshold fixed so freed tensors leave the resident set: bench_memory.MALLOC_ENV); on CUDA
 torch.cuda.max_memory_allocated. Ratios are rewrites / none.
 """
 
@@ -23,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_memory import MALLOC_ENV  # the peak resident set follows the live tensors
 
 SHAPES = {
     "cpu-50k": dict(model="gpt2(layers = 2, heads = 4, width = 128, context = 256, "
@@ -108,7 +111,7 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--shape", args.shape, "--device",
                                   args.device, "--steps", str(args.steps), "--warmup",
                                   str(args.warmup), "--child", side],
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True, check=True, env=MALLOC_ENV)
             sides[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
     summary: dict[str, Any] = {"shape": args.shape, "device": args.device}
     for side, rows in sides.items():

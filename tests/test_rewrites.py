@@ -50,7 +50,7 @@ def test_rewrites_keep_the_loss_trajectory(tmp_path: Path, case: str) -> None:
     plain, _ = _rows(tmp_path, model, policy, "none")
     rewritten, run = _rows(tmp_path, model, policy, "auto")
     config = json.loads((run / "manifest.json").read_text())["config"]
-    assert config["train"]["rewrites"] == ["pad_vocab", "chunked_ce"]
+    assert config["train"]["rewrites"] == ["pad_vocab", "chunked_ce", "fit_batch", "compile"]
     assert [r["step"] for r in plain] == [r["step"] for r in rewritten] == [5, 10, 15, 20]
     for a, b in zip(plain, rewritten, strict=True):
         for key in ("train_loss", "loss"):
@@ -107,11 +107,84 @@ def test_padded_vocabulary_never_reaches_a_token() -> None:
     assert count_params(padded) == count_params(plain)
 
 
-def test_explain_says_which_rewrites_apply_and_why(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_explain_says_which_rewrites_apply_and_why(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert main(["explain", "specs/quickstart.exp", "train.rewrites"]) == 0
     out = capsys.readouterr().out
     assert "pad_vocab: applied" in out and "216 -> 256" in out
     assert "chunked_ce: applied" in out
+    assert "fit_batch: applied" in out and "compile: applied" in out and "on CUDA" in out
+    spec = tmp_path / "e.exp"
+    spec.write_text(SPEC.format(model=MODELS["gpt2"], policy="full", rewrites="auto")
+                    .replace("batch = 16", "batch = 16\n    accumulate = 2"))
+    assert main(["explain", str(spec), "e.train.rewrites", "--backend", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "fit_batch: skipped: train.accumulate = 2 is given" in out
+    assert "compile: skipped on CPU" in out
     errs = specc.check("experiment e { model m = gpt2(vocab = bytes)\n"
                        "  train { rewrites = [pad_vocab, fused] } }")
     assert [d.code for d in errs] == ["invalid-value"] and "pad_vocab" in errs[0].message, errs
+
+
+def _fitted(tmp: Path, name: str, extra: str) -> tuple[list[dict], dict]:
+    spec = tmp / f"{name}.exp"
+    body = SPEC.format(model=MODELS["gpt2"].replace("context = 32", "context = 64"),
+                       policy="full", rewrites="auto")
+    spec.write_text(body.replace("    rewrites = auto\n", f"    rewrites = auto\n{extra}"))
+    root = tmp / f"runs-{name}"
+    assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
+    [run] = [p for p in (root / "e").iterdir() if p.is_dir()]
+    manifest = json.loads((run / "manifest.json").read_text())
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()], manifest
+
+
+def test_fit_batch_keeps_the_declared_batch_update(tmp_path: Path) -> None:
+    """accumulate = auto under a small memory budget: the run picks several micro-batches (and,
+    tighter still, activation checkpointing) and trains the same losses as one batch."""
+    whole, m1 = _fitted(tmp_path, "whole", "    accumulate = 1\n")
+    assert "fit_batch" not in m1["at_run"] and m1["at_run"]["compile"] == "eager"
+    # the estimate: 0.51 MB fixed, 58 kB a row (31 kB with checkpointing): 1.2 MB usable
+    # fits 8 of the 16 rows; 0.555 MB only one row, checkpointed
+    split, m2 = _fitted(tmp_path, "split", "    memory = 0.00125\n")
+    tight, m3 = _fitted(tmp_path, "tight", "    memory = 0.000575\n")
+    assert m2["at_run"]["fit_batch"].startswith("accumulate 2 (micro-batches of 8 rows)")
+    assert "checkpointing" not in m2["at_run"]["fit_batch"]
+    assert m3["at_run"]["fit_batch"].startswith(
+        "accumulate 16 (micro-batches of 1 rows), activation checkpointing"), m3["at_run"]
+    est = m2["at_run"]["memory"]
+    assert est["estimate_gib"] <= 0.9 * est["budget_gib"]
+    for rows in (split, tight):
+        assert [r["step"] for r in rows] == [r["step"] for r in whole]
+        for a, b in zip(whole, rows, strict=True):
+            for key in ("train_loss", "loss"):
+                assert b[key] == pytest.approx(a[key], rel=1e-5), (a["step"], key)
+
+
+def test_fit_batch_chooses_the_fewest_micro_batches_that_fit() -> None:
+    from specc.runtime.memory import Estimate, fit
+
+    est = {False: Estimate(fixed=100, per_row=10), True: Estimate(fixed=100, per_row=4)}
+    assert fit(16, 1000, est.__getitem__).accumulate == 1
+    chosen = fit(16, 200, est.__getitem__)  # usable 180: 8 rows per micro-batch
+    assert (chosen.accumulate, chosen.micro_rows, chosen.checkpointing) == (2, 8, False)
+    chosen = fit(16, 118, est.__getitem__)  # usable 106: not even one row without checkpoints
+    assert chosen.checkpointing and chosen.micro_rows == 1 and chosen.fits
+    assert not fit(16, 100, est.__getitem__).fits
+
+
+@pytest.mark.parametrize("shape", ["gpt2-w128-b8", "llama-w128-b8", "gpt2-w64-l8-b16-ckpt"])
+def test_memory_model_matches_the_measured_peak(shape: str) -> None:
+    """The memory model against a real step's measured peak (benchmarks/bench_memory.py):
+    never below it, and at most 1.5x it."""
+    import subprocess
+    import sys
+
+    bench = Path(__file__).parents[1] / "benchmarks" / "bench_memory.py"
+    sys.path.insert(0, str(bench.parent))
+    try:
+        from bench_memory import MALLOC_ENV
+    finally:
+        sys.path.remove(str(bench.parent))
+    out = subprocess.run([sys.executable, str(bench), "--child", shape], capture_output=True,
+                         text=True, check=True, env=MALLOC_ENV)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 1.0 <= row["ratio"] <= 1.5, row

@@ -117,9 +117,35 @@ class TorchRuntime:
             model = DistributedDataParallel(
                 model, device_ids=[self.local_rank] if self.kind == "cuda" else None)
             self._ddp = True
-        if self.train.get("compile"):
+        if self.compiles:
+            if self.train.get("compile", "auto") == "auto":
+                # a default-on rewrite must not fail a run that runs eagerly: a graph that does
+                # not compile falls back to eager (torch warns)
+                torch._dynamo.config.suppress_errors = True
             model = torch.compile(model)
         return model
+
+    @property
+    def compiles(self) -> bool:
+        """train.compile = true, or auto with the compile rewrite on CUDA (Note [Rewrites])."""
+        asked = self.train.get("compile", "auto")
+        if asked == "auto":
+            return self.kind == "cuda" and "compile" in (self.train.get("rewrites") or ())
+        return bool(asked)
+
+    def memory_budget(self) -> int:
+        """Bytes a step may use: train.memory (GiB), else what the device has free plus what
+        this process already holds (its weights are part of the step's estimate)."""
+        import torch
+
+        gib = self.train.get("memory")
+        if gib:
+            return int(float(gib) * 2**30)
+        if self.kind == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            return int(free + torch.cuda.memory_allocated(self.device))
+        pages = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(pages)
 
     def no_sync(self, model: Any, last: bool) -> contextlib.AbstractContextManager[Any]:
         if self._ddp and not last:

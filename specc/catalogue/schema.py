@@ -8,7 +8,7 @@ from specc.catalogue import types as T
 from specc.catalogue.components import REQUIRED, P, Param
 
 # Note [Rewrites]: specc/compiler/rewrites.py decides which apply to a run.
-REWRITES: Final = ("pad_vocab", "chunked_ce")
+REWRITES: Final = ("pad_vocab", "chunked_ce", "fit_batch", "compile")
 
 _POS_INT = {"lo": 1}
 
@@ -40,12 +40,18 @@ TRAIN: Final[tuple[Param, ...]] = (
     P("log_every", T.INT, "10", "log the training loss every N steps", **_POS_INT),
     P("grad_clip", T.optional(T.FLOAT), "1.0", "clip the gradient norm (none: off)", lo=0,
       lo_open=True),
-    P("accumulate", T.INT, "1", "micro-batches per step (token-normalized)", **_POS_INT),
+    P("accumulate", T.Union_((T.Enum(("auto",)), T.INT)), "auto",
+      "micro-batches per step, token-normalized (auto: the fewest whose step fits the device's "
+      "memory, the fit_batch rewrite; 1 when rewrites are off)", **_POS_INT),
+    P("memory", T.optional(T.FLOAT), "none",
+      "GiB of device memory a step may use, for accumulate = auto (none: the device's free "
+      "memory)", lo=0, lo_open=True),
     P("ewa", T.ListOf(T.FLOAT), "[]", "decays of exponential weight averages, evaluated too",
       lo=0, hi=1),
     P("precision", T.Enum(("auto", "fp32", "bf16", "fp16")), "auto",
       "auto: bf16 autocast on CUDA/TPU, fp32 on CPU"),
-    P("compile", T.BOOL, "false", "torch.compile the step (CUDA/CPU)"),
+    P("compile", T.Union_((T.Enum(("auto",)), T.BOOL)), "auto",
+      "torch.compile the model (auto: on CUDA, the compile rewrite; true forces it on CPU)"),
     P("devices", T.INT, "1", "devices (data parallel when > 1)", **_POS_INT),
     P("strategy", T.Enum(("auto", "single", "ddp", "fsdp", "fsdp2")), "auto",
       "how devices share work: ddp replicates the model; fsdp shards it (FSDPv2 on XLA); fsdp2 "

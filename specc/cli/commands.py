@@ -223,6 +223,8 @@ def _explain_rewrites(args: argparse.Namespace, exp: ir.Experiment) -> str:
     groups: dict[tuple[rewrites.Decision, ...], int] = {}
     for run in ep.runs():
         config = {**run.config, "train": {**run.config["train"], "rewrites": asked}}
+        if args.backend:  # as lowered for this backend
+            config["backend"] = args.backend
         key = tuple(rewrites.decide(config))
         groups[key] = groups.get(key, 0) + 1
     lines = []
@@ -230,7 +232,7 @@ def _explain_rewrites(args: argparse.Namespace, exp: ir.Experiment) -> str:
         if len(groups) > 1:
             lines.append(f"  {n} run(s):")
         for d in decisions:
-            lines.append(f"  {d.name}: {'applied' if d.applied else 'off'}: {d.why}")
+            lines.append(f"  {d.name}: {'applied: ' if d.applied else ''}{d.why}")
     return "\n".join(lines)
 
 

@@ -9,6 +9,17 @@ mathematics (the losses and metrics equal the plain run's within floating-point 
   weight in chunks of rows, with the gradient formed chunk by chunk, so the batch's logits
   (batch x context x vocabulary) never exist at once (the memory of a step's largest tensor).
 
+- ``fit_batch``: with ``train.accumulate = auto``, the run picks the fewest micro-batches whose
+  step fits the device's memory (``train.memory``, else what is free), by the memory model of
+  specc/runtime/memory.py; activation checkpointing only when one row per micro-batch does not
+  fit. The loss is token-normalized over micro-batches (Note [Loss normalization]), so the
+  update is the declared batch's. Decided at run time (the device is known then); the run's
+  manifest records the choice, the estimate and, on CUDA, the measured peak.
+- ``compile``: with ``train.compile = auto``, torch.compile wraps the model when the run is on
+  CUDA, with a shape policy of a few fixed lengths (``buckets``) for data of varying length, so
+  it does not recompile per batch; skipped on CPU (compiling costs more than it saves on a short
+  CPU run; ``train.compile = true`` forces it) and on XLA (the whole step is already one graph).
+
 ``train.rewrites = auto`` applies every rewrite that applies, ``none`` none (the baseline of
 every benchmark), a list only those. Each run's configuration records the ones applied
 (``train.rewrites``), so its hash does; ``specc explain SPEC train.rewrites`` says which, why and
@@ -41,7 +52,9 @@ def decide(config: dict[str, Any]) -> list[Decision]:
     wanted = set(REWRITES) if asked == "auto" else set(asked or ())
     out = []
     for name, (applies, why) in (("pad_vocab", _pad_vocab(config)),
-                                 ("chunked_ce", _chunked_ce(config))):
+                                 ("chunked_ce", _chunked_ce(config)),
+                                 ("fit_batch", _fit_batch(config)),
+                                 ("compile", _compile(config))):
         if name not in wanted:
             out.append(Decision(name, False, f"not asked (train.rewrites = {_shown(asked)})"))
         else:
@@ -111,5 +124,46 @@ def _chunked_ce(config: dict[str, Any]) -> tuple[bool, str]:
     size = _vocab_size(model)
     effect = (f" (a batch x context x {padded(size) if size else 'vocabulary'} logits tensor "
               "and its gradient)")
-    return True, ("next-token cross-entropy in chunks of rows from the last hidden states: the "
-                  "batch's logits never exist at once" + effect)
+    return True, ("next-token cross-entropy in chunks of rows from the last hidden states "
+                  "(torch's chunked linear_cross_entropy, torch >= 2.13, else the plain loss; "
+                  "Liger's fused kernel on CUDA with the fused extra): the batch's logits never "
+                  "exist at once" + effect)
+
+
+def _fit_batch(config: dict[str, Any]) -> tuple[bool, str]:
+    train = config.get("train") or {}
+    accumulate = train.get("accumulate", "auto")
+    if accumulate != "auto":
+        return False, f"skipped: train.accumulate = {accumulate} is given"
+    model = _model(config)
+    if "python" in model or model.get("component") not in (*CONFIG_MODELS, "pretrained",
+                                                           "checkpoint"):
+        return False, ("skipped: the memory model knows specc's language models, not a user's "
+                       "model (give train.accumulate; accumulate = 1 meanwhile)")
+    if config.get("backend") == "xla":
+        return False, ("skipped on XLA: the step compiles for one micro-batch shape (give "
+                       "train.accumulate; accumulate = 1 meanwhile)")
+    budget = train.get("memory")
+    where = f"{budget:g} GiB (train.memory)" if budget else "the device's free memory"
+    return True, (f"micro-batches chosen at run time so the step fits {where}, the declared "
+                  f"batch of {train.get('batch', 32)} kept exact by token-normalized "
+                  "accumulation; activation checkpointing only if one row per micro-batch "
+                  "does not fit (the run's manifest records the choice)")
+
+
+def _compile(config: dict[str, Any]) -> tuple[bool, str]:
+    compile_ = (config.get("train") or {}).get("compile", "auto")
+    if compile_ is not None and compile_ != "auto":
+        return False, (f"not a rewrite: train.compile = {str(compile_).lower()} is given "
+                       "(compiled as asked)" if compile_ else
+                       "skipped: train.compile = false is given")
+    backend = config.get("backend") or "auto"
+    if backend == "cpu":
+        return False, ("skipped on CPU: compiling costs more than it saves on a short CPU run "
+                       "(train.compile = true forces it)")
+    if backend == "xla":
+        return False, "skipped on XLA: the whole step is already one compiled graph"
+    return True, ("torch.compile of the model when the run is on CUDA (decided at run time: "
+                  "skipped on a CPU), with fixed sequence lengths (buckets) for data of varying "
+                  "length so shapes do not recompile; fused AdamW and TF32/bf16 as always on "
+                  "CUDA")

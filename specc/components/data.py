@@ -58,10 +58,14 @@ class Shapes:
 DYNAMIC = Shapes("dynamic", ())
 
 
-def shapes_for(train: dict[str, Any], data: TaskData | StreamData) -> Shapes:
+def shapes_for(train: dict[str, Any], data: TaskData | StreamData,
+               compiles: bool = False) -> Shapes:
     """The policy the plan carries, sized to this data (``auto`` is dynamic here: the backend
-    pass has already turned it into ``fixed`` for static-shape backends)."""
+    pass has already turned it into ``fixed`` for static-shape backends; under torch.compile it
+    is ``buckets``, a few fixed lengths, so batches of varying length do not recompile)."""
     kind = str(train.get("shapes") or "auto")
+    if kind == "auto" and compiles:
+        kind = "buckets"
     if kind in ("auto", "dynamic"):
         return DYNAMIC
     longest = data.longest()

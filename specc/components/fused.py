@@ -1,7 +1,13 @@
 """The chunked_ce rewrite (Note [Rewrites]): next-token cross-entropy from a causal LM's last
-hidden states and its output weight, a chunk of rows at a time, with the gradient formed in the
-same pass, so the (rows x vocabulary) logits of the whole batch never exist: the memory of the
-largest tensor of a language-model step, and of its gradient, becomes that of one chunk.
+hidden states and its output weight, so the (rows x vocabulary) logits of the whole batch, and
+their gradient, never exist: the memory of the largest tensors of a language-model step becomes
+that of one chunk.
+
+The kernel is a library's, never ours:
+- ``torch.nn.functional.linear_cross_entropy`` with its chunked path (torch >= 2.13), in chunks
+  of ``rows_per_chunk`` rows (about 32 MB of fp32 logits; torch's own ``auto`` choice on CUDA);
+- on CUDA, Liger kernel's fused Triton kernel when the ``fused`` extra is installed
+  (``pip install 'specc[fused]'``).
 
 The sum over rows and the gradient equal the plain ``F.cross_entropy(..., reduction="sum")``
 over the full logits up to floating-point order (tests/test_rewrites.py). A padded vocabulary
@@ -10,6 +16,7 @@ over the full logits up to floating-point order (tests/test_rewrites.py). A padd
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from specc.api import Loss
@@ -19,6 +26,14 @@ CHUNK_BYTES = 32 << 20  # fp32 logits of one chunk
 
 def rows_per_chunk(vocab: int) -> int:
     return max(16, CHUNK_BYTES // (4 * max(vocab, 1)))
+
+
+def kernel(device: str) -> str:
+    """Which kernel runs the rewrite on a device type: ``liger`` (CUDA, the extra installed)
+    or ``torch`` (the chunked path of torch's own op)."""
+    if device == "cuda" and importlib.util.find_spec("liger_kernel") is not None:
+        return "liger"
+    return "torch"
 
 
 def chunked_next_token(model: Any, batch: dict[str, Any]) -> Loss:
@@ -42,56 +57,24 @@ def chunked_next_token(model: Any, batch: dict[str, Any]) -> Loss:
 def linear_cross_entropy(hidden: Any, weight: Any, labels: Any, size: int,
                          rows: int | None = None) -> Any:
     """sum over rows of cross_entropy(hidden @ weight[:size].T, labels), ignoring -100."""
-    return _Chunked.apply(hidden, weight, labels, size, rows or rows_per_chunk(size))
-
-
-def _function() -> Any:
     import torch
+    import torch.nn.functional as F
 
-    class Chunked(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx: Any, hidden: Any, weight: Any, labels: Any, size: int,
-                    rows: int) -> Any:
-            w = weight[:size]
-            total = torch.zeros((), dtype=torch.promote_types(hidden.dtype, torch.float32),
-                                device=hidden.device)
-            grad_h = torch.zeros_like(hidden)
-            grad_w = torch.zeros_like(weight)
-            for i in range(0, hidden.shape[0], rows):
-                h, y = hidden[i:i + rows], labels[i:i + rows]
-                ok = (y != -100)
-                y = y.clamp(min=0)
-                logits = (h @ w.t()).to(torch.promote_types(h.dtype, torch.float32))
-                lse = torch.logsumexp(logits, dim=-1)
-                picked = logits.gather(1, y[:, None])[:, 0]
-                total = total + ((lse - picked) * ok).sum()
-                # d loss / d logits = softmax - onehot, on the rows that count
-                p = torch.exp(logits - lse[:, None])
-                p[torch.arange(p.shape[0], device=p.device), y] -= 1.0
-                p = (p * ok[:, None]).to(h.dtype)
-                grad_h[i:i + rows] = p @ w
-                grad_w[:size] += p.t() @ h
-            ctx.save_for_backward(grad_h, grad_w)
-            return total
+    w = weight[:size]
+    if kernel(hidden.device.type) == "liger":
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
 
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:
-            grad_h, grad_w = ctx.saved_tensors
-            return grad_h * grad.to(grad_h.dtype), grad_w * grad.to(grad_w.dtype), None, None, \
-                None
-
-    return Chunked
-
-
-class _Lazy:
-    """torch is imported when the rewrite first runs (check never imports this module's torch)."""
-
-    fn: Any = None
-
-    def apply(self, *args: Any) -> Any:
-        if _Lazy.fn is None:
-            _Lazy.fn = _function()
-        return _Lazy.fn.apply(*args)
-
-
-_Chunked = _Lazy()
+        return LigerFusedLinearCrossEntropyLoss(ignore_index=-100, reduction="sum")(
+            w, hidden, labels)
+    if hidden.device.type == "cuda" and rows is None:
+        options = torch.nn.LinearCrossEntropyOptions()  # torch's measured choice for CUDA
+    else:
+        options = torch.nn.LinearCrossEntropyOptions(
+            batch_chunk_size=rows or rows_per_chunk(size), chunking_method=None)
+    # torch's op returns the loss in its input's dtype: a bf16 sum over a batch's tokens would
+    # be rounded to 3 digits, so the chunks run in fp32 (TF32 on CUDA), as the plain
+    # next_token's cross-entropy does under autocast
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    with torch.autocast(hidden.device.type, enabled=False):
+        return F.linear_cross_entropy(hidden.to(dtype), w.to(dtype), labels, reduction="sum",
+                                      ignore_index=-100, options=options)

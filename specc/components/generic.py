@@ -24,7 +24,7 @@ def next_token(*, ctx: BuildContext) -> Any:
     """
     import torch.nn.functional as F
 
-    if "chunked_ce" in ctx.rewrites:
+    if "chunked_ce" in ctx.rewrites and hasattr(F, "linear_cross_entropy"):  # torch >= 2.13
         from specc.components.fused import chunked_next_token
 
         return chunked_next_token

@@ -201,7 +201,8 @@ class Runner:
                             tokens=getattr(trainer, "tokens", 0),
                             seconds=round(time.time() - t0, 2),
                             params={"trainable": getattr(trainer, "counts", (0, 0))[0],
-                                    "total": getattr(trainer, "counts", (0, 0))[1]})
+                                    "total": getattr(trainer, "counts", (0, 0))[1]},
+                            at_run=_at_run(trainer, runtime))
             try:
                 write_manifest(path, manifest)
                 index.record(self.root, manifest, path, last)
@@ -243,6 +244,8 @@ class Runner:
                         else f"evaluation only, {trainer.counts[1]:,} parameters")
                 self.say(f"  {run.name} ({run.hash}) on {runtime.describe()}: {what}"
                          + (f"; resumed at step {trainer.step}" if resumed else ""))
+                if trainer.accumulate > 1 and "fit_batch" in trainer.at_run:
+                    self.say(f"  fit_batch: {trainer.at_run['fit_batch']}")
                 last = trainer.run(interrupt)
                 trainer.save_final()
             return "finished", None, EXIT_OK, last
@@ -313,3 +316,16 @@ def _row_text(row: dict[str, Any]) -> str:
             continue
         parts.append(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}")
     return ", ".join(parts)
+
+
+def _at_run(trainer: Any, runtime: Any) -> dict[str, Any]:
+    """The run's own decisions (Note [Rewrites]) and, where the device measures it, its peak
+    memory beside the memory model's estimate (Note [Memory model])."""
+    out = dict(getattr(trainer, "at_run", {}))
+    compiles = getattr(runtime, "compiles", None)
+    if compiles is not None:
+        out["compile"] = "compiled" if compiles else "eager"
+    peak = next(iter(runtime.memory()), None)
+    if peak is not None:
+        out.setdefault("memory", {})["peak_gib"] = round(peak / 1024, 4)
+    return out

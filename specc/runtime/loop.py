@@ -22,7 +22,7 @@ from specc.components import metrics as M
 from specc.components import models, policies
 from specc.components.vocab import build_vocab
 from specc.diagnostics import Span
-from specc.runtime import plugins
+from specc.runtime import memory, plugins
 from specc.runtime.circuit_watch import CircuitWatch
 from specc.runtime.control import Interrupt, RunStopped, StageError, stage
 from specc.runtime.open_components import OpenComponents, batch_rows
@@ -74,6 +74,8 @@ class Trainer(OpenComponents):
         self.on_eval = on_eval
         self.train = config["train"]
         self.log = MetricsLog(run_path / "metrics.jsonl")
+        # what the run itself decided (Note [Rewrites]: fit_batch, compile), for the manifest
+        self.at_run: dict[str, Any] = {}
 
     # ------------------------------------------------------------ building
     def build(self) -> None:
@@ -137,7 +139,8 @@ class Trainer(OpenComponents):
         """The run's optimizer steps, from steps, epochs or tokens (a token budget is also
         checked as tokens are seen)."""
         with stage("training budget", self.spans.get("train")):
-            self.shapes = D.DYNAMIC if self.generic else D.shapes_for(self.train, self.data)
+            self.shapes = D.DYNAMIC if self.generic else D.shapes_for(
+                self.train, self.data, getattr(self.rt, "compiles", False))
             steps = D.steps_for(self.data, self.train)
         per_item = 1.0 if self.generic else self.data.seq_len()
         self.tokens_per_step = float(self.train["batch"] * per_item)
@@ -163,6 +166,7 @@ class Trainer(OpenComponents):
         rt = self.rt
         self.model_raw = model
         self.counts = policies.count_params(model)
+        self.accumulate = memory.accumulation(self, model)  # Note [Memory model]
         # Graphs a compiling backend may build for the step: one per sequence length the shape
         # policy produces (it checks its own warm-up allowance on top).
         self.model = rt.wrap(model, shapes=self.shapes.count or 1)
@@ -171,7 +175,6 @@ class Trainer(OpenComponents):
         ctx = self._ctx(int(self.cfg.get("seed", 0)))
         with stage("schedule", self.spans.get("train")):
             self.lr_at = plugins.build(self.train["schedule"], ctx, span=self.spans.get("train"))
-        self.accumulate = int(self.train.get("accumulate") or 1)
         clip = self.train.get("grad_clip")
         self.clip = float(clip) if clip else None
         with stage("optimizer", self.spans.get("train")):
