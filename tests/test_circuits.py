@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import specc
+from specc.store.runs import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 BYTES = {"component": "bytes"}  # the configuration's vocabulary (the model gets its size)
@@ -199,7 +200,7 @@ def test_circuit_aware_lora_end_to_end(tmp_path: Path) -> None:
     assert manifest["params"]["trainable"] == 7168  # the compile-time check, at run time
     circuits = sorted(p.name for p in (run / "circuits").iterdir())
     assert circuits == ["base.json", "probe.json", "step-00000005.json", "step-00000010.json"]
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = MetricsLog(run / "metrics.jsonl").rows()
     assert 0.0 <= rows[-1]["edge_jaccard"] <= 1.0
     # faithfulness was declared and refused at run time once; now it is the circuit's own.
     step10 = json.loads((run / "circuits" / "step-00000010.json").read_text())

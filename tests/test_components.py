@@ -17,6 +17,7 @@ from specc.catalogue import types as T
 from specc.catalogue.components import REQUIRED, Origin
 from specc.catalogue.pyread import read_text
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugin"
@@ -281,7 +282,7 @@ def _run(spec: Path, root: Path, *extra: str) -> int:
 
 def _rows(root: Path, exp: str) -> list[dict]:
     [run] = [p for p in (root / exp).iterdir() if p.is_dir()]
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return MetricsLog(run / "metrics.jsonl").rows()
 
 
 def test_example_plugin_classifier_trains_stores_and_reloads(tmp_path: Path) -> None:

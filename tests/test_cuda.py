@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 SPEC = """experiment gpu {{
   model base = gpt2(layers = 2, heads = 4, width = 128, context = 16, vocab = numbers(0..199))
@@ -31,7 +32,7 @@ def _run(tmp: Path, compile_: str) -> dict[str, object]:
     assert main(["run", str(spec), "--root", str(root), "--backend", "cuda", "--quiet"]) == 0
     [run] = [p for p in (root / "gpu").iterdir() if p.is_dir()]
     manifest = json.loads((run / "manifest.json").read_text())
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = MetricsLog(run / "metrics.jsonl").rows()
     return {"manifest": manifest, "rows": rows}
 
 

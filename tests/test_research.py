@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 S7 = ROOT / "specs" / "feature_learning" / "feature_learning.exp"
@@ -339,7 +340,7 @@ experiment pretrained_eval {
     root = tmp_path / "runs"
     assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
     [run] = [p for p in (root / "pretrained_eval").iterdir() if p.is_dir()]
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = MetricsLog(run / "metrics.jsonl").rows()
     last = rows[-1]
     assert {"te", "te.lo", "aice", "adce", "adce.hi"} <= set(last), last
     assert last["te.lo"] <= last["te"] <= last["te.hi"]

@@ -11,6 +11,7 @@ import pytest
 
 import specc
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 SPEC = """experiment e {{
   model m = {model}
@@ -40,7 +41,7 @@ def _rows(tmp: Path, model: str, policy: str, rewrites: str) -> tuple[list[dict]
     root = tmp / f"runs-{rewrites}"
     assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
     [run] = [p for p in (root / "e").iterdir() if p.is_dir()]
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()], run
+    return MetricsLog(run / "metrics.jsonl").rows(), run
 
 
 @pytest.mark.parametrize("case", ["gpt2", "pythia", "llama", "gpt2-lora"])
@@ -134,7 +135,7 @@ def _fitted(tmp: Path, name: str, extra: str) -> tuple[list[dict], dict]:
     assert main(["run", str(spec), "--root", str(root), "--quiet"]) == 0
     [run] = [p for p in (root / "e").iterdir() if p.is_dir()]
     manifest = json.loads((run / "manifest.json").read_text())
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()], manifest
+    return MetricsLog(run / "metrics.jsonl").rows(), manifest
 
 
 def test_fit_batch_keeps_the_declared_batch_update(tmp_path: Path) -> None:

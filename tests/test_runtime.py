@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +54,7 @@ def run_dirs(root: Path, exp: str = "tiny") -> list[Path]:
 
 
 def metrics(run: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return MetricsLog(run / "metrics.jsonl").rows()
 
 
 def manifest(run: Path) -> dict[str, object]:
@@ -518,3 +521,64 @@ def test_parquet_and_missing_hub_dataset(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["run", str(s), "--root", str(tmp_path / "h"), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "hub.exp:3:3" in err and "not in the local Hugging Face cache" in err
+    # datasets was imported by the parquet run before: its offline switch is on all the same
+    # (Note [Offline]), and the message names the command that fills the cache
+    assert "hf download nobody/none --repo-type dataset" in err
+    import datasets.config
+    import huggingface_hub.constants
+
+    assert datasets.config.HF_DATASETS_OFFLINE and huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+@pytest.fixture(scope="module")
+def quickstart_smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """`specc run specs/quickstart.exp --profile smoke` with stdout and stderr piped."""
+    root = tmp_path_factory.mktemp("quickstart") / "runs"
+    out = subprocess.run([sys.executable, "-m", "specc.cli.main", "run",
+                          str(ROOT / "specs" / "quickstart.exp"), "--profile", "smoke",
+                          "--root", str(root)], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    [run] = list((root / "quickstart").iterdir())
+    return out, run
+
+
+def test_a_default_run_stores_its_learning_curve_and_prints_progress_lines(
+        quickstart_smoke: tuple[Any, Path]) -> None:
+    """Training rows every log_every steps (default 10) beside the evaluation rows; with stdout
+    and stderr not a terminal, timestamped progress lines instead of a bar."""
+    out, run = quickstart_smoke
+    log = MetricsLog(run / "metrics.jsonl")
+    train = log.rows("train")
+    assert [r["step"] for r in train] == [10, 20]
+    for r in train:
+        assert {"train_loss", "lr", "tokens", "tokens_per_s", "grad_norm", "time"} <= r.keys()
+        assert r["grad_norm"] > 0 and r["tokens_per_s"] > 0
+    assert [r["step"] for r in log.rows()] == [20]  # the evaluation rows, as before
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  step 20/20 \(100%\), train_loss ",
+                     out.stdout, re.M), out.stdout
+    assert "\r" not in out.stdout + out.stderr  # no bar drawn into a log
+
+
+def test_a_saved_model_loads_with_its_tokenizer_in_transformers(
+        quickstart_smoke: tuple[Any, Path]) -> None:
+    """final/model carries a tokenizer: AutoTokenizer and AutoModelForCausalLM load the
+    directory, encode as specc does, and a text-generation pipeline generates past the prompt."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+
+    from specc.components.vocab import NumbersVocab
+
+    _, run = quickstart_smoke
+    where = str(run / "final" / "model")
+    tok = AutoTokenizer.from_pretrained(where, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(where, local_files_only=True)
+    vocab = NumbersVocab(0, 199)
+    prompt = "37 + 45 ="
+    assert tok.encode(prompt, add_special_tokens=False) == vocab.encode(prompt)
+    assert len(tok) == vocab.size == model.config.vocab_size
+    assert tok.eos_token_id == vocab.eos == model.generation_config.eos_token_id
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+    new = model.generate(ids, max_new_tokens=3, min_new_tokens=3, do_sample=False)[0, ids.shape[1]:]
+    assert len(new) == 3 and tok.decode(new).strip()
+    text = pipeline("text-generation", model=where, tokenizer=where, device="cpu")(
+        prompt, max_new_tokens=3, min_new_tokens=3, do_sample=False)[0]["generated_text"]
+    assert text.startswith(prompt) and len(text) > len(prompt), text

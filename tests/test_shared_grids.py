@@ -11,6 +11,7 @@ from pathlib import Path
 
 import specc
 from specc.cli.main import main
+from specc.store.runs import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +38,7 @@ def _manifests(root: Path) -> list[dict[str, object]]:
 
 
 def _rows(root: Path) -> list[int]:
-    return [len((d / "metrics.jsonl").read_text().splitlines()) for d in sorted(root.glob("g/*"))
+    return [len(MetricsLog(d / "metrics.jsonl").rows()) for d in sorted(root.glob("g/*"))
             if (d / "metrics.jsonl").exists()]
 
 

@@ -476,17 +476,17 @@ def hf_dataset(
         tokenizer: tokenizer
         split: split to read
     """
-    import os
+    from specc.components.models import offline
 
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()  # Note [Offline]: before datasets is imported
 
     def load(datasets: Any) -> Any:
         try:
             return datasets.load_dataset(id, split=split)
         except Exception as exc:
             msg = (f'dataset "{id}" is not in the local Hugging Face cache and nothing is '
-                   f"downloaded at run time ({type(exc).__name__})")
+                   f"downloaded at run time ({type(exc).__name__}): download it beforehand "
+                   f"(hf download {id} --repo-type dataset)")
             raise SpeccError(msg) from exc
 
     return _corpus(_read_texts(ctx.config, ctx.base, load), ctx)

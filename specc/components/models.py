@@ -239,6 +239,13 @@ def unpadded(model: Any) -> Any:
     return out
 
 
+def set_special_tokens(model: Any, vocab: Any) -> None:
+    """The vocabulary's pad, bos and eos ids in the model's config and generation config, so
+    ``generate`` and transformers' pipelines stop at eos and pad with pad."""
+    for cfg in (model.config, model.generation_config):
+        cfg.pad_token_id, cfg.bos_token_id, cfg.eos_token_id = vocab.pad, vocab.bos, vocab.eos
+
+
 def _unwrapped(model: Any) -> Any:
     """The Hugging Face model inside a peft or data-parallel wrapper."""
     while True:
@@ -306,8 +313,27 @@ def quiet_transformers() -> None:
     tf.utils.logging.set_verbosity_error()
 
 
+def offline() -> None:
+    """Note [Offline]: specc never downloads at run time. The Hugging Face libraries read
+    their offline switches when first imported, so the switches are set in the environment
+    and, for a library already imported (an embedding program, an earlier component), in its
+    constants too: a missing model or dataset fails at once instead of retrying the network."""
+    import sys
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ[name] = "1"
+    hub = sys.modules.get("huggingface_hub.constants")
+    if hub is not None:
+        hub.HF_HUB_OFFLINE = True
+    datasets_config = sys.modules.get("datasets.config")
+    if datasets_config is not None:
+        datasets_config.HF_DATASETS_OFFLINE = True
+        datasets_config.HF_HUB_OFFLINE = True
+
+
 def load_pretrained(source: str, base: Path, revision: str | None, attention: str) -> Any:
     """A local directory, or a hub id read from the local cache only (nothing is downloaded)."""
+    offline()
     import transformers as tf
 
     local = Path(source) if Path(source).is_absolute() else base / source
@@ -316,14 +342,13 @@ def load_pretrained(source: str, base: Path, revision: str | None, attention: st
     if source.startswith((".", "/")) or source.count("/") > 1:
         msg = f'model directory "{source}" does not exist (looked for {local})'
         raise SpeccError(msg)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return tf.AutoModelForCausalLM.from_pretrained(
             source, revision=revision, local_files_only=True, attn_implementation=attention)
     except OSError as exc:
         msg = (f'"{source}" is neither a local directory nor a hub id in the local Hugging Face '
-               "cache; specc never downloads at run time: download it beforehand "
-               "(huggingface-cli download) or give a local path")
+               f"cache; specc never downloads at run time: download it beforehand "
+               f"(hf download {source}) or give a local path")
         raise SpeccError(msg) from exc
 
 

@@ -70,6 +70,21 @@ class NumbersVocab:
             words.append(self.words[i] if i < self.offset else str(i - self.offset + self.lo))
         return " ".join(words)
 
+    def hf_tokenizer(self) -> Any:
+        """The same vocabulary as a ``transformers`` fast tokenizer (HF ``tokenizers``' word
+        level model, split on spaces and around ``, ( )``): what a saved model carries, so
+        ``AutoTokenizer.from_pretrained`` loads it. Equal ids for every text whose numbers are
+        in the range; a number outside it is one ``<unk>`` there (specc spells its digits)."""
+        from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+        words = [*self.words, *(str(n) for n in range(self.lo, self.hi + 1))]
+        tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+        # a minus before a number is its own token when the range has no negative numbers
+        split = Regex("[,()]|-(?=[0-9])") if self.lo >= 0 else Regex("[,()]")
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(split, behavior="isolated"), pre_tokenizers.WhitespaceSplit()])
+        return _fast(tok)
+
 
 class BytesVocab:
     """UTF-8 bytes as tokens 0..255 and 4 specials after them."""
@@ -84,11 +99,32 @@ class BytesVocab:
     def decode(self, ids: list[int]) -> str:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
+    def hf_tokenizer(self) -> Any:
+        """The same vocabulary as a ``transformers`` fast tokenizer: a BPE model with no merges
+        and byte fallback, so every byte b is the token ``<0xBB>`` with id b, as here."""
+        from tokenizers import Tokenizer, decoders, models
+
+        vocab = {f"<0x{b:02X}>": b for b in range(256)}
+        vocab.update({w: 256 + i for i, w in enumerate(SPECIALS)})
+        tok = Tokenizer(models.BPE(vocab, [], unk_token="<unk>", byte_fallback=True))
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+        return _fast(tok)
+
+
+def _fast(tok: Any) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>",
+                                   eos_token="<eos>", unk_token="<unk>")
+
 
 class HFTokenizerVocab:
     """A Hugging Face tokenizer read from a local directory (never from the hub)."""
 
     def __init__(self, path: str, hub: bool = False) -> None:
+        from specc.components.models import offline
+
+        offline()  # Note [Offline]
         from transformers import AutoTokenizer
 
         if not hub and not Path(path).is_dir():
@@ -99,7 +135,7 @@ class HFTokenizerVocab:
         except (OSError, ValueError) as exc:
             where = "in the local Hugging Face cache" if hub else f"in {path}"
             msg = (f'no tokenizer for "{path}" {where}; specc never downloads at run time: '
-                   "download it beforehand or give vocab = tokenizer(path)")
+                   f"download it beforehand (hf download {path}) or give vocab = tokenizer(path)")
             raise SpeccError(msg) from exc
         self.size = len(self.tok)
         eos = self.tok.eos_token_id
@@ -112,6 +148,9 @@ class HFTokenizerVocab:
 
     def decode(self, ids: list[int]) -> str:
         return str(self.tok.decode(ids))
+
+    def hf_tokenizer(self) -> Any:
+        return self.tok
 
 
 @component("vocab")

@@ -191,12 +191,13 @@ def _summary(run: Path) -> dict[str, Any]:
     """A run's row. The hash is the directory's name (where the run was found), never the
     manifest's word for it; every other manifest value is data, shown escaped."""
     m = read_manifest(run) or {}
-    rows = MetricsLog(run / "metrics.jsonl").rows()
+    log = MetricsLog(run / "metrics.jsonl")
+    rows = log.rows()
     params = m.get("params") if isinstance(m.get("params"), dict) else {}
     return {"hash": run.name, "name": str(m.get("name", run.name)),
             "experiment": m.get("experiment"), "status": m.get("status"),
             "reason": m.get("reason"), "step": m.get("step"), "path": str(run),
-            "final": rows[-1] if rows else {}, "rows": rows,
+            "final": rows[-1] if rows else {}, "rows": rows, "train": log.rows("train"),
             "params": params, "device": m.get("device")}
 
 
@@ -248,6 +249,12 @@ def _plot(row: dict[str, Any], out: Path) -> str | None:
     fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
                              squeeze=False)
     steps = [_number(d.get("step")) for d in data]
+    train = row.get("train") or []
+    if train:  # the learning curve: every log_every steps (Note [Metrics rows])
+        axes[0][0].plot([_number(d.get("step")) for d in train],
+                        [_number(d.get("train_loss")) for d in train], lw=1, alpha=0.8,
+                        label="train_loss (every log)")
+        losses = [k for k in losses if k != "train_loss"]
     for k in losses:
         axes[0][0].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
     axes[0][0].set_xlabel("step")

@@ -18,6 +18,7 @@ import attrs
 from specc import diagnostics as dg
 from specc.compiler import ir
 from specc.compiler.plan import Run
+from specc.runtime import progress
 from specc.store import index
 from specc.store.files import DiskFull, remove_entries
 from specc.store.runs import (
@@ -88,7 +89,7 @@ class Runner:
 
     def say(self, text: str) -> None:
         if os.environ.get("RANK", "0") == "0":
-            print(text, flush=True)
+            progress.say(text)
 
     def error(self, message: str, span: dg.Span | None, code: str = "run-failed",
               help: str | None = None) -> None:
@@ -188,7 +189,8 @@ class Runner:
             write_manifest(path, manifest)
         trainer = Trainer(run.config, path, runtime, spans=self.spans(exp),
                           base_dir=self.spec.parent, store_root=self.root,
-                          progress=not self.quiet and sys.stderr.isatty(),
+                          progress=("none" if self.quiet else
+                                    "bar" if sys.stderr.isatty() else "lines"),
                           on_eval=self._on_eval, allow_python=self.opts.python)
         t0 = time.time()
         try:

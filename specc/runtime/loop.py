@@ -26,6 +26,7 @@ from specc.runtime import memory, plugins
 from specc.runtime.circuit_watch import CircuitWatch
 from specc.runtime.control import Interrupt, RunStopped, StageError, stage
 from specc.runtime.open_components import OpenComponents, batch_rows
+from specc.runtime.progress import Progress
 from specc.store.files import (
     DiskFull,
     confined,
@@ -58,7 +59,8 @@ class Trainer(OpenComponents):
 
     def __init__(self, config: dict[str, Any], run_path: Path, runtime: Any, *,
                  spans: dict[str, Span], base_dir: Path, store_root: Path,
-                 progress: bool = True, on_eval: Callable[[dict[str, Any]], None] | None = None,
+                 progress: bool | str = True,
+                 on_eval: Callable[[dict[str, Any]], None] | None = None,
                  allow_python: bool = True) -> None:
         self.cfg = config
         self.allow_python = allow_python
@@ -70,7 +72,8 @@ class Trainer(OpenComponents):
         self.path = run_path
         self.rt = runtime
         self.spans = spans
-        self.progress = progress
+        # Note [Progress]: bar on a terminal, timestamped lines elsewhere, none when quiet
+        self.progress = {True: "bar", False: "none"}.get(progress, progress)  # type: ignore[call-overload]
         self.on_eval = on_eval
         self.train = config["train"]
         self.log = MetricsLog(run_path / "metrics.jsonl")
@@ -325,6 +328,7 @@ class Trainer(OpenComponents):
     feed: Any = None  # the runtime's feed: get(step) -> the batch on the device; close()
     last_train_loss: float | None = None  # none before the first step (evaluation only)
     window: Any = None  # the summed token loss since the last log, on the device
+    grad_norm: Any = None  # the last step's gradient norm (before clipping), on the device
 
     def _batch(self, step: int) -> dict[str, Any]:
         if self.generic:  # a feed written with specc.api: a pure function of the step
@@ -419,8 +423,11 @@ class Trainer(OpenComponents):
         rt = self.rt
         if rt.scaler is not None:
             rt.scaler.unscale_(self.opt)
-        if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.trainable, self.clip)
+        if self.clip:  # the norm before clipping, read at the next training row
+            self.grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.clip)
+        else:
+            grads = [p.grad for p in self.trainable if p.grad is not None]
+            self.grad_norm = torch.nn.utils.get_total_norm(grads) if grads else None
         if rt.scaler is not None:
             rt.scaler.step(self.opt)
             rt.scaler.update()
@@ -489,7 +496,8 @@ class Trainer(OpenComponents):
         """Train to the budget; returns the last evaluation's row."""
         if self.total == 0 and self.train.get("tokens") is None:  # evaluation only
             return self.record(self.evaluate())
-        bar = self._bar()
+        bar = Progress(self.progress if self.rt.is_main else "none", self.total, self.step,
+                       "items" if self.generic else "tok")
         token_budget = self.train.get("tokens")
         log_every = int(self.train.get("log_every") or 10)
         self.feed = self.rt.feed(self._batch, self.step)
@@ -498,10 +506,9 @@ class Trainer(OpenComponents):
         finally:
             self.feed.close()
             self.feed = None
-            if bar is not None:
-                bar.close()
+            bar.close()
 
-    def _loop(self, interrupt: Interrupt, bar: Any, log_every: int,
+    def _loop(self, interrupt: Interrupt, bar: Progress, log_every: int,
               token_budget: Any) -> dict[str, Any]:
         window_tokens: int | None = None
         last_row: dict[str, Any] = {}
@@ -523,7 +530,8 @@ class Trainer(OpenComponents):
                 now = time.time()
                 tps = (self.tokens - tokens_at_log) / max(now - last_log, 1e-9)
                 last_log, tokens_at_log = now, self.tokens
-                self._bar_update(bar, train_loss, tps)
+                self._record_training(train_loss, tps)
+                bar.update(self.step, train_loss, tps)
             if eval_now:
                 values = self.evaluate()
                 last_row = self.record(values)
@@ -560,6 +568,21 @@ class Trainer(OpenComponents):
                              "lower the learning rate or clip gradients")
         self.last_train_loss = loss
         return loss
+
+    def _record_training(self, loss: float, rate: float) -> None:
+        """A training row of the learning curve (Note [Metrics rows]): every ``log_every``
+        steps, beside the evaluation rows."""
+        if not self.rt.is_main:
+            self.grad_norm = None
+            return
+        row = {"kind": "train", "step": self.step, self.unit: self.tokens,
+               "time": round(time.time() - self.started, 3),
+               "lr": self.opt.param_groups[0]["lr"], "train_loss": loss,
+               f"{self.unit}_per_s": round(rate, 1)}
+        if self.grad_norm is not None:
+            row["grad_norm"] = self.rt.read(self.grad_norm)
+            self.grad_norm = None
+        self.log.append(row)
 
     def record(self, values: dict[str, float]) -> dict[str, Any]:
         """The metrics row of this step (logged by the main process, shown by ``on_eval``)."""
@@ -609,22 +632,6 @@ class Trainer(OpenComponents):
             return self.step % self.ckpt_every == 0
         return time.time() - self._last_ckpt_time >= CHECKPOINT_SECONDS
 
-    def _bar(self) -> Any:
-        if not (self.progress and self.rt.is_main):
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.total, initial=self.step, unit="step", dynamic_ncols=True,
-                    leave=True)
-
-    def _bar_update(self, bar: Any, loss: float, tps: float) -> None:
-        if bar is None:
-            return
-        bar.n = self.step
-        unit = "items" if self.generic else "tok"
-        bar.set_postfix_str(f"loss {loss:.4f}, {tps:,.0f} {unit}/s", refresh=False)
-        bar.refresh()
-
     def save_final(self) -> None:
         """final/model in Hugging Face format (adapters merged) and final/adapter in peft's."""
         if not self.rt.is_main:
@@ -638,11 +645,16 @@ class Trainer(OpenComponents):
             import copy
 
             model = copy.deepcopy(model).merge_and_unload()
-        self._save_model(models.unpadded(model), tmp / "model")
+        model = models.unpadded(model)
+        if self.vocab is not None and hasattr(model, "generation_config"):
+            models.set_special_tokens(model, self.vocab)
+        self._save_model(model, tmp / "model")
         import json
 
         if self.vocab_cfg is not None:
             (tmp / "model" / models.VOCAB_FILE).write_text(json.dumps(self.vocab_cfg, indent=2))
+            # a tokenizer AutoTokenizer loads, so transformers' pipelines work on the directory
+            self.vocab.hf_tokenizer().save_pretrained(str(tmp / "model"))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
 

@@ -75,12 +75,26 @@ def git_commit(cwd: Path) -> str | None:
 
 
 class MetricsLog:
-    """metrics.jsonl: one object per evaluation; on resume, rows after the checkpoint are cut."""
+    """metrics.jsonl: one object per row; on resume, rows after the checkpoint are cut.
+
+    Note [Metrics rows]: two kinds of rows share the file, in step order. An evaluation row
+    (no ``kind``) holds the step, the tokens or items seen, the time, the learning rate, the
+    training loss since the last log and every metric. A training row (``"kind": "train"``),
+    written every ``train.log_every`` steps, is the learning curve: the training loss, the
+    learning rate, tokens (items) seen and per second, and the gradient norm before clipping.
+    ``rows()`` gives the evaluation rows (what reports, sweeps and analysis compare),
+    ``rows("train")`` the training rows, ``rows(None)`` all of them.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self, kind: str | None = "eval") -> list[dict[str, Any]]:
+        if kind is None:
+            return self._all()
+        return [r for r in self._all() if r.get("kind", "eval") == kind]
+
+    def _all(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         rows = []
@@ -96,7 +110,7 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """Keep rows up to ``step`` (what the checkpoint being resumed has seen)."""
-        keep = [r for r in self.rows() if int(r.get("step", 0)) <= step]
+        keep = [r for r in self.rows(None) if int(r.get("step", 0)) <= step]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep))
         os.replace(tmp, self.path)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from specc.store.runs import MetricsLog
+
 pytest.importorskip("torch_xla")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +66,7 @@ def test_quickstart_runs_on_xla(tmp_path: Path) -> None:
     assert manifest["status"] == "finished" and manifest["backend"] == "xla"
     assert manifest["config"]["train"]["shapes"] == "fixed"  # the plan's shape policy
     assert manifest["config"]["train"]["drop_last"] is True
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = MetricsLog(run / "metrics.jsonl").rows()
     assert rows[-1]["step"] == 20 and 0 < rows[-1]["loss"] < 6
     # the final model is saved from the host, in Hugging Face format, and loads on the CPU
     assert (run / "final" / "model" / "config.json").exists()
