@@ -25,7 +25,7 @@ import attrs
 
 KINDS = ("model", "data", "objective", "metric", "policy", "vocab", "optimizer", "schedule",
          "report", "corruption", "targets", "selector", "circuit", "circuit_metric",
-         "intervention")
+         "intervention", "tracker")
 
 
 @attrs.frozen

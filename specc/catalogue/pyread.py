@@ -552,7 +552,8 @@ BUILTIN_MODULES = ("specc.components.models", "specc.components.vocab",
                    "specc.components.policies", "specc.components.training",
                    "specc.components.generic", "specc.components.metrics",
                    "specc.components.mediation",
-                   "specc.circuits.components", "specc.report.parts")
+                   "specc.circuits.components", "specc.report.parts",
+                   "specc.components.trackers")
 
 
 @functools.lru_cache(maxsize=1)

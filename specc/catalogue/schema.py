@@ -22,6 +22,9 @@ EXPERIMENT: Final[tuple[Param, ...]] = (
     P("circuit", T.optional(T.Kind("circuit")), "none", "the circuit measured"),
     P("metrics", T.ListOf(T.Kind("metric")), "[loss]", "what is evaluated"),
     P("report", T.ListOf(T.Kind("report")), "[loss_curve, metric_table]", "what is reported"),
+    P("trackers", T.ListOf(T.Kind("tracker")), "[]",
+      "experiment trackers the runs log to (tensorboard, mlflow, wandb; `specc run --tracker` "
+      "adds one); not part of a run's hash"),
     P("backend", T.Enum(("cpu", "cuda", "xla", "auto")), "auto", "where it runs"),
     P("seed", T.INT, "0", "random seed: initialization and data order (the data's own seed "
       "fixes its content)", lo=0),

@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
     r.add_argument("--no-python", action="store_true",
                    help="refuse to import component files and plug-ins (specc.api components)")
+    r.add_argument("--tracker", action="append", choices=("tensorboard", "mlflow", "wandb"),
+                   help="also log to this tracker, with its defaults (repeatable; the spec's "
+                   "`trackers = [...]` sets arguments)")
 
     w = sub.add_parser("worker", help="join a search's study and run trials until it is done")
     w.add_argument("file")
@@ -145,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 EXTRAS = {"torch": "torch", "transformers": "torch", "peft": "torch", "datasets": "torch",
           "matplotlib": "torch", "tqdm": "torch", "rich": "torch", "cloudpickle": "torch",
           "scipy": "torch", "numpy": "torch", "optuna": "sweeps", "cmaes": "sweeps",
-          "psycopg": "sweeps", "torch_xla": "xla"}
+          "psycopg": "sweeps", "torch_xla": "xla", "tensorboard": "trackers",
+          "mlflow": "trackers", "wandb": "trackers", "liger_kernel": "fused"}
 
 
 def install_hint(module: str) -> str | None:

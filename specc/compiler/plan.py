@@ -304,7 +304,10 @@ def _cbs_budgets(sweep: ir.Sweep) -> tuple[dict[int, int], int | None]:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    """Note [Run hash]: the hash of what a run computes; how it is reported and tracked is left
+    out, so adding a tracker or a plot never trains a run again."""
+    hashed = {k: v for k, v in config.items() if k not in ("report", "trackers")}
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

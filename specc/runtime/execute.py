@@ -53,6 +53,7 @@ class RunOptions:
     workers: int | None = None
     shard: tuple[int, int] | None = None  # (i, n): every n-th run from the i-th
     python: bool = True  # False: `--no-python`, never import a component file or plug-in
+    trackers: tuple[str, ...] = ()  # `--tracker NAME`: added to every run's trackers
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -63,7 +64,8 @@ class RunOptions:
                    max_runs=getattr(args, "max_runs", None),
                    storage=getattr(args, "storage", None), workers=getattr(args, "workers", None),
                    shard=getattr(args, "shard", None),
-                   python=not getattr(args, "no_python", False))
+                   python=not getattr(args, "no_python", False),
+                   trackers=tuple(getattr(args, "tracker", None) or ()))
 
 
 class Runner:
@@ -168,6 +170,8 @@ class Runner:
             cmd += ["--profile", self.opts.profile]
         if self.opts.backend:
             cmd += ["--backend", self.opts.backend]
+        for tracker in self.opts.trackers:
+            cmd += ["--tracker", tracker]
         self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun")
         env = dict(os.environ, SPECC_ONLY_RUN=run.hash, OMP_NUM_THREADS="1")
         return subprocess.run(cmd, env=env).returncode
@@ -192,6 +196,9 @@ class Runner:
                           progress=("none" if self.quiet else
                                     "bar" if sys.stderr.isatty() else "lines"),
                           on_eval=self._on_eval, allow_python=self.opts.python)
+        tracking = self._tracking(exp, run, path) if is_main else None
+        if tracking is not None:
+            trainer.log.listeners.append(tracking.log)
         t0 = time.time()
         try:
             status, reason, code, last = self._train(exp, run, trainer, runtime)
@@ -211,6 +218,8 @@ class Runner:
             except DiskFull as exc:
                 status, reason, code = "failed", str(exc), EXIT_FAILED
                 self.error(reason, None, code="disk-full")
+            if tracking is not None:
+                tracking.finish(status)
             if status == "finished":
                 self.say(f"  finished in {time.time() - t0:.1f} s: {_row_text(last)}")
                 self.say(f"  results in {path}")
@@ -218,6 +227,28 @@ class Runner:
         self.last_status, self.last_reason = status, reason
         self.last_row = last or (trainer.log.rows()[-1:] or [{}])[0] if is_main else last
         return code
+
+    def _tracking(self, exp: ir.Experiment, run: Run, path: Path) -> Any:
+        """The run's trackers (the spec's and `--tracker`'s), started; None without any. A
+        tracker whose library is missing stops here with the install line (exit 1)."""
+        from specc.api import BuildContext
+        from specc.components.trackers import RunInfo, Tracking
+        from specc.runtime import plugins
+
+        cfgs = list(run.config.get("trackers") or [])
+        named = {c.get("component") for c in cfgs}
+        cfgs += [{"component": t} for t in self.opts.trackers if t not in named]
+        if not cfgs:
+            return None
+        ctx = BuildContext(seed=int(run.config.get("seed", 0)), base=self.spec.parent,
+                           run_dir=path, store=self.root)
+        built = [(str(c["component"]), plugins.build(c, ctx, allow_python=self.opts.python))
+                 for c in cfgs]
+        tracking = Tracking(built, RunInfo(
+            experiment=exp.name, name=run.name, hash=run.hash, config=run.config,
+            bindings=run.bindings, path=path, store=self.root, group=exp.name))
+        tracking.start()
+        return tracking
 
     def _manifest(self, exp: ir.Experiment, run: Run, backend: str, runtime: Any,
                   started: str) -> dict[str, Any]:

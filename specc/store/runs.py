@@ -88,6 +88,7 @@ class MetricsLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.listeners: list[Any] = []  # called with each row appended (trackers)
 
     def rows(self, kind: str | None = "eval") -> list[dict[str, Any]]:
         if kind is None:
@@ -130,6 +131,8 @@ class MetricsLog:
                     raise
                 f.truncate(size)
                 raise DiskFull(self.path, len(line.encode())) from exc
+        for listener in self.listeners:
+            listener(row)
 
 
 def now() -> str:
