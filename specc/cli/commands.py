@@ -373,3 +373,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from specc.report.html import report_cmd
 
     return report_cmd(args)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The completion script of a shell, for `eval "$(specc completion bash)"` (or zsh's
+    equivalent, or `specc completion fish | source`)."""
+    import argcomplete
+
+    print(argcomplete.shellcode(["specc"], shell=args.shell))
+    return EXIT_OK

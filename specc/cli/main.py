@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -113,11 +114,55 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", help="a spec's runs under this profile")
     rp.add_argument("--all", action="store_true",
                     help="every stored run of the spec's experiments, not only its current plan")
+
+    sh = sub.add_parser("completion", help="print the shell completion script: "
+                        "eval \"$(specc completion bash)\" (bash, zsh or fish)")
+    sh.add_argument("shell", choices=("bash", "zsh", "fish"))
+    _completers(p)
     return p
 
 
+def _completers(parser: argparse.ArgumentParser) -> None:
+    """Shell completion (argcomplete): spec paths for files, a spec's profiles and experiments
+    for --profile and --experiment, directories for --root and --out."""
+    try:
+        from argcomplete.completers import DirectoriesCompleter, FilesCompleter
+    except ImportError:  # completion is a courtesy: the command works without it
+        return
+    specs = FilesCompleter(allowednames=("exp",), directories=True)
+
+    def names(which: int) -> object:
+        def complete(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
+            from specc.compiler.pipeline import names_in
+
+            files = getattr(parsed_args, "file", None) or (
+                getattr(parsed_args, "files", None) or [None])[0]
+            if not files:
+                return []
+            return [n for n in names_in(str(files))[which] if n.startswith(prefix)]
+        return complete
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _completers(sub)
+        elif action.dest in ("file", "files", "target"):
+            action.completer = specs  # type: ignore[attr-defined]
+        elif action.dest == "profile":
+            action.completer = names(1)  # type: ignore[attr-defined]
+        elif action.dest == "experiment":
+            action.completer = names(0)  # type: ignore[attr-defined]
+        elif action.dest in ("root", "out"):
+            action.completer = DirectoriesCompleter()  # type: ignore[attr-defined]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions
+        import argcomplete
+
+        argcomplete.autocomplete(parser)  # prints them and exits
+    args = parser.parse_args(argv)
     try:
         from specc.cli import commands
 

@@ -17,6 +17,7 @@ from specc.compiler.dependencies import check_dependency_cycles
 from specc.compiler.load_modules import Loaded, load_modules
 from specc.compiler.lower import Lowerer
 from specc.compiler.plan import Plan, build_plan
+from specc.lang import syntax as S
 from specc.lang.source import SourceError, read_source
 
 
@@ -62,6 +63,22 @@ def compile_source(text: str, file: str = "<input>", *, profile: str | None = No
     with C.using(registry):
         result = _compile_loaded(loaded, sources, out, profile, backend, stop_after)
     return attrs.evolve(result, registry=registry)
+
+
+def names_in(path: str) -> tuple[list[str], list[str]]:
+    """(experiments, profiles) a spec file declares, for shell completion: parsed and its
+    imports loaded, nothing lowered; ([], []) for a file that does not parse."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return [], []
+    out = dg.Collector()
+    loaded = load_modules(text, path, dg.Sources(), out)
+    if loaded is None:
+        return [], []
+    root = loaded.modules[loaded.root]
+    experiments = [i.name for i in root.items if isinstance(i, S.Experiment)]
+    return experiments, Lowerer(loaded, out).profile_names()
 
 
 def registry_for(loaded: Loaded | None) -> C.Registry:
