@@ -32,7 +32,8 @@ def test_completion_offers_spec_paths_profiles_and_experiments(tmp_path: Path) -
     assert _complete("specc run specs/quick", ROOT, tmp_path) == ["specs/quickstart.exp"]
     assert _complete("specc run specs/quickstart.exp --profile ", ROOT, tmp_path) == ["smoke"]
     assert _complete("specc plan specs/quickstart.exp --profile sm", ROOT, tmp_path) == ["smoke"]
-    assert _complete("specc run specs/quickstart.exp --experiment q", ROOT, tmp_path) == ["quickstart"]
+    experiments = _complete("specc run specs/quickstart.exp --experiment q", ROOT, tmp_path)
+    assert experiments == ["quickstart"]
     assert "--tracker" in _complete("specc run specs/quickstart.exp --tr", ROOT, tmp_path)
     assert set(_complete("specc ch", ROOT, tmp_path)) == {"check"}
 
