@@ -31,6 +31,9 @@ __all__ = [
     "syntax",
 ]
 __version__ = "0.1.0"
+# The distribution name on the package registry (`specc` there is an unrelated project); the
+# import package and the command stay `specc`.
+DISTRIBUTION = "specc-exp"
 
 
 def parse(text: str, file: str = "<input>") -> tuple[syntax.Module | None, list[Diagnostic]]:

@@ -112,7 +112,11 @@ def load_backend(name: str) -> Backend:
     try:
         backend = found[0].load()
     except ImportError as exc:
-        msg = f"the {name} backend needs its dependencies: pip install 'specc[torch]' ({exc})"
+        from specc import DISTRIBUTION
+
+        extra = "xla" if name == "xla" else "torch"
+        msg = (f"the {name} backend needs its dependencies: pip install "
+               f"'{DISTRIBUTION}[{extra}]' ({exc})")
         raise SpeccError(msg) from exc
     return backend  # type: ignore[no-any-return]
 

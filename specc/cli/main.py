@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from specc import DISTRIBUTION
 from specc import diagnostics as dg
 
 EXIT_OK, EXIT_DIAG, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -205,9 +206,9 @@ def install_hint(module: str) -> str | None:
     try:
         from importlib.metadata import packages_distributions
 
-        dist = (packages_distributions().get("specc") or ["specc"])[0]
+        dist = (packages_distributions().get("specc") or [DISTRIBUTION])[0]
     except Exception:  # noqa: BLE001 - metadata is a courtesy here
-        dist = "specc"
+        dist = DISTRIBUTION
     return f"pip install '{dist}[{extra}]'"
 
 

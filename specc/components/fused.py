@@ -7,7 +7,7 @@ The kernel is a library's, never ours:
 - ``torch.nn.functional.linear_cross_entropy`` with its chunked path (torch >= 2.13), in chunks
   of ``rows_per_chunk`` rows (about 32 MB of fp32 logits; torch's own ``auto`` choice on CUDA);
 - on CUDA, Liger kernel's fused Triton kernel when the ``fused`` extra is installed
-  (``pip install 'specc[fused]'``).
+  (``pip install 'specc-exp[fused]'``).
 
 The sum over rows and the gradient equal the plain ``F.cross_entropy(..., reduction="sum")``
 over the full logits up to floating-point order (tests/test_rewrites.py). A padded vocabulary

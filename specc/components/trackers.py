@@ -1,6 +1,6 @@
 """Experiment trackers: ``trackers = [tensorboard, mlflow(uri = ...), wandb(project = ...)]``
 or ``specc run --tracker NAME``. Each is its own library, installed as an optional extra
-(``pip install 'specc[trackers]'``), and logs what the run's store holds:
+(``pip install 'specc-exp[trackers]'``), and logs what the run's store holds:
 
 - at the start, the run's configuration (its hash, experiment, bindings);
 - every metrics row as it is written (Note [Metrics rows]): the training rows under

@@ -54,7 +54,9 @@ def finished_runs(root: Path, experiment: str) -> list[Path]:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
+    from specc import __version__
+
+    out = {"python": platform.python_version(), "specc": __version__}
     for mod in ("torch", "transformers", "peft"):
         try:
             out[mod] = __import__(mod).__version__
