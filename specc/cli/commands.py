@@ -382,3 +382,10 @@ def cmd_completion(args: argparse.Namespace) -> int:
 
     print(argcomplete.shellcode(["specc"], shell=args.shell))
     return EXIT_OK
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    """The language server on stdio (specc/lsp.py)."""
+    from specc.lsp import main
+
+    return main()

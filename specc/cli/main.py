@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--all", action="store_true",
                     help="every stored run of the spec's experiments, not only its current plan")
 
+    sub.add_parser("lsp", help="the language server for .exp files, on stdio (editors start it)")
+
     sh = sub.add_parser("completion", help="print the shell completion script: "
                         "eval \"$(specc completion bash)\" (bash, zsh or fish)")
     sh.add_argument("shell", choices=("bash", "zsh", "fish"))
