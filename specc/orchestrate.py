@@ -11,6 +11,7 @@ records cross the boundaries below it (``RunOptions``, ``Run``, the compiled IR)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -36,7 +37,15 @@ from specc.store.runs import finished_runs
 
 
 def run_spec(args: argparse.Namespace) -> int:
+    from specc.runtime import progress
+
     opts = RunOptions.from_args(args)
+    with progress.to_stderr(opts.json):
+        code = _run_spec(opts)
+    return code
+
+
+def _run_spec(opts: RunOptions) -> int:
     result = compile_file(opts.spec, backend=opts.backend, profile=opts.profile)
     if result.diagnostics:
         sys.stderr.write(result.render() + "\n")
@@ -53,7 +62,31 @@ def run_spec(args: argparse.Namespace) -> int:
         code = max(code, orchestrator.run_experiment(ep))
         if code == EXIT_INTERRUPTED:
             break
+    if opts.json:
+        sys.stdout.write(json.dumps(_runs_of_plan(opts, result.plan), indent=2, default=str)
+                         + "\n")
     return code
+
+
+def _runs_of_plan(opts: RunOptions, plan: Any) -> dict[str, Any]:
+    """`specc run --json`: every stored run of this plan (its manifest's plan hash), with its
+    status, directory and last evaluation row."""
+    from specc.store.runs import MetricsLog, read_manifest
+
+    runs = []
+    for ep in plan.experiments:
+        if opts.experiment and ep.experiment.name != opts.experiment:
+            continue
+        for d in sorted((opts.root / ep.experiment.name).glob("*/manifest.json")):
+            m = read_manifest(d.parent) or {}
+            if m.get("plan_hash") != plan.hash:
+                continue
+            rows = MetricsLog(d.parent / "metrics.jsonl").rows()
+            runs.append({"experiment": ep.experiment.name, "name": m.get("name"),
+                         "hash": d.parent.name, "status": m.get("status"),
+                         "reason": m.get("reason"), "bindings": m.get("bindings"),
+                         "path": str(d.parent), "last": rows[-1] if rows else None})
+    return {"plan": plan.hash, "spec": str(opts.spec), "runs": runs}
 
 
 def refuse_python(program: ir.Program | None, sources: Any) -> bool:

@@ -507,8 +507,8 @@ def test_report_field_decides_what_the_report_draws(tmp_path: Path) -> None:
     assert main(["report", str(spec), "--root", str(root), "--out", str(out)]) == 0
     [run_e] = [p.name for p in (root / "e").iterdir() if p.is_dir()]
     [run_f] = [p.name for p in (root / "f").iterdir() if p.is_dir()]
-    assert not (out / f"{run_e}_curves.png").exists()  # e asked for the table only
-    assert (out / f"{run_f}_curves.png").exists()  # f asked for loss curves
+    assert not (out / f"e-{run_e}_curves.png").exists()  # e asked for the table only
+    assert (out / f"f-{run_f}_curves.png").exists()  # f asked for loss curves
     assert "status" in (out / "index.html").read_text()  # e's table
 
 

@@ -429,7 +429,7 @@ def test_runs_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     text = capsys.readouterr().out
     assert "exact_match" in text and row["hash"] in text
     html = (out / "index.html").read_text()
-    assert "<img" in html and (out / f"{row['hash']}_curves.png").stat().st_size > 1000
+    assert "<img" in html and (out / f"tiny-{row['hash']}_curves.png").stat().st_size > 1000
     assert main(["report", str(s), "--root", str(root), "--out", str(out)]) == 0
     assert main(["report", "nope", "--root", str(root)]) == 2
 

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
     r.add_argument("--no-python", action="store_true",
                    help="refuse to import component files and plug-ins (specc.api components)")
+    r.add_argument("--json", action="store_true",
+                   help="print the plan's runs (status, directory, last row) as JSON on stdout; "
+                   "progress goes to stderr")
     r.add_argument("--tracker", action="append", choices=("tensorboard", "mlflow", "wandb"),
                    help="also log to this tracker, with its defaults (repeatable; the spec's "
                    "`trackers = [...]` sets arguments)")
@@ -115,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--profile", help="a spec's runs under this profile")
     rp.add_argument("--all", action="store_true",
                     help="every stored run of the spec's experiments, not only its current plan")
+    rp.add_argument("--json", action="store_true",
+                    help="print the report's runs, sections and figures as JSON")
 
     sub.add_parser("lsp", help="the language server for .exp files, on stdio (editors start it)")
 

@@ -244,7 +244,7 @@ def render(outcome: Outcome, out: Path, experiment: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from specc.report.html import file_name
+    from specc.report.curves import file_name
 
     ev: Evaluator = outcome.evaluator
     names = []

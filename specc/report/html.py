@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import math
-import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from specc.compiler import ir
 from specc.diagnostics import SpeccError
+from specc.report import curves as C
+from specc.report.curves import file_name
 from specc.store.runs import MetricsLog, read_manifest
 
-_SKIP = {"step", "tokens", "time", "lr"}
+_SKIP = C.SKIP
 
 
 def _spec(spec: Path, profile: str | None) -> tuple[Any, dict[str, set[str] | None]]:
@@ -143,48 +144,81 @@ def find_runs(target: str, root: Path) -> list[Path]:
 
 
 def report_cmd(args: argparse.Namespace) -> int:
+    """The report of a spec (its current runs, or ``--all``) or of runs named by hash: printed,
+    and written as HTML to its own directory, ``ROOT/report/SPEC[-PROFILE]`` or
+    ``ROOT/report/RUN`` (``--out`` elsewhere), so one report never overwrites another. A
+    report with nothing in it is exit 1, saying why."""
     root = Path(args.root)
     spec = Path(args.target)
     every = bool(getattr(args, "all", False))
+    as_json = bool(getattr(args, "json", False))
+    say = (lambda text: None) if as_json else print
+    profile = getattr(args, "profile", None)
     sections: list[tuple[str, list[str]]] = []
-    out = Path(args.out) if args.out else root / "report"
     curves: set[str] | None = None  # experiments whose runs get loss curves (None: all)
     table = True
+    order: dict[str, int] = {}
     if spec.suffix == ".exp" and spec.exists():
-        profile = getattr(args, "profile", None)
+        out = Path(args.out) if args.out else root / "report" / file_name(
+            spec.stem + (f"-{profile}" if profile else ""), "")
         result, plan = _spec(spec, profile)
         if result.plan is None:
             print(result.render())
             return 1
+        order = {r.hash: i for ep in result.plan.experiments for i, r in enumerate(ep.runs())
+                 if ep.experiment.search is None}
         runs = _spec_runs(root, plan, every)
         stored = len(_spec_runs(root, plan, True))
         if not runs and stored:
             how = f"profile {profile}" if profile else "no profile"
-            print(f"note: no run of the spec's current plan ({how}) is stored, but {stored} "
-                  "run(s) of other definitions or profiles are: give --profile NAME, or --all")
+            say(f"note: no run of the spec's current plan ({how}) is stored, but {stored} "
+                "run(s) of other definitions or profiles are: give --profile NAME, or --all")
         out.mkdir(parents=True, exist_ok=True)
         exps = result.plan.program.experiments
         sections = _sweep_sections(spec, exps, root, out, {} if every else plan)
         pages = {e.name: {part.page for part in reports(e, spec.parent)} for e in exps}
         curves = {name for name, parts in pages.items() if "curves" in parts}
         table = any("table" in parts for parts in pages.values())
+        if not runs and not any(images for _, images in sections):
+            print(f"specc: error: nothing to report for {spec}: no run of its experiments is "
+                  f"stored under {root} (run `specc run {spec}"
+                  + (f" --profile {profile}" if profile else "") + "` first, or give --root)",
+                  file=sys.stderr)
+            return 1
     else:
         runs = find_runs(args.target, root)
         if not runs:
             print(f"specc: error: no run matches {args.target!r} under {root} "
-                  "(give a run hash or prefix, a run directory, or a spec)")
+                  "(give a run hash or prefix, a run directory, or a spec)", file=sys.stderr)
             return 2
+        out = Path(args.out) if args.out else root / "report" / file_name(
+            runs[0].name if len(runs) == 1 else args.target, "")
         out.mkdir(parents=True, exist_ok=True)
     for text, _ in sections:
-        print(text + "\n")
-    rows = [_summary(r) for r in runs]
+        say(text + "\n")
+    rows = sorted((_summary(r) for r in runs), key=lambda r: _order(r, order))
     if table:
-        print(_table(rows))
-    page = _html(rows, out, sections, curves, table)
+        say(_table(rows))
+    page, figures = _html(rows, out, sections, curves, table)
     (out / "index.html").write_text(page)
-    (out / "runs.json").write_text(json.dumps(rows, indent=2, default=str))
-    print(f"\nreport written to {out / 'index.html'}")
+    slim = [{k: v for k, v in r.items() if k not in ("rows", "train")} for r in rows]
+    (out / "runs.json").write_text(json.dumps(slim, indent=2, default=str))
+    if as_json:
+        print(json.dumps({"report": str(out / "index.html"), "runs": slim,
+                          "sections": [{"text": t, "images": i} for t, i in sections],
+                          "figures": figures}, indent=2, default=str))
+    else:
+        print(f"\nreport written to {out / 'index.html'}")
     return 0
+
+
+def _order(row: dict[str, Any], order: dict[str, int]) -> tuple[Any, ...]:
+    """Runs by experiment, then in the plan's order (a grid's axis order), then by their
+    axis values (numbers as numbers), never by hash."""
+    values = tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+                   for v in (row.get("bindings") or {}).values())
+    return (str(row.get("experiment")), order.get(row["hash"], len(order)), values,
+            row["hash"])
 
 
 def _summary(run: Path) -> dict[str, Any]:
@@ -194,85 +228,31 @@ def _summary(run: Path) -> dict[str, Any]:
     log = MetricsLog(run / "metrics.jsonl")
     rows = log.rows()
     params = m.get("params") if isinstance(m.get("params"), dict) else {}
+    bindings = m.get("bindings") if isinstance(m.get("bindings"), dict) else {}
     return {"hash": run.name, "name": str(m.get("name", run.name)),
             "experiment": m.get("experiment"), "status": m.get("status"),
             "reason": m.get("reason"), "step": m.get("step"), "path": str(run),
-            "final": rows[-1] if rows else {}, "rows": rows, "train": log.rows("train"),
-            "params": params, "device": m.get("device")}
+            "bindings": bindings, "final": rows[-1] if rows else {}, "rows": rows,
+            "train": log.rows("train"), "params": params, "device": m.get("device")}
 
 
-def file_name(stem: str, suffix: str) -> str:
-    """A file name for the report folder built from a run's or experiment's name: only
-    letters, digits, '_', '.', '-', never a path.
-
-    Example:
-        >>> file_name("../../evil", "_curves.png")
-        'evil_curves.png'
-    """
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip("._-") or "run"
-    return cleaned[:128] + suffix
+def _metric_keys(rows: list[dict[str, Any]]) -> list[str]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r["final"] if k not in _SKIP and k not in keys and k != "kind"]
+    return keys
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r["final"] if k not in _SKIP and k not in keys]
+    keys = _metric_keys(rows)
     head = ["run", "hash", "status", "step", *keys]
     lines = [head]
     for r in rows:
-        vals = [f"{r['final'][k]:.4g}" if isinstance(r["final"].get(k), float)
-                else str(r["final"].get(k, "")) for k in keys]
+        vals = [_num(r["final"].get(k, "")) for k in keys]
         lines.append([r["name"], r["hash"], str(r["status"]), str(r["step"]), *vals])
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
                      for line in lines)
-
-
-def _number(v: object) -> float:
-    """A plotted value: a number, or NaN (a gap) for anything a damaged row holds."""
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
-
-
-def _plot(row: dict[str, Any], out: Path) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = row["rows"]
-    if not data:
-        return None
-    keys = [k for k in data[-1] if k not in _SKIP and isinstance(data[-1][k], (int, float))
-            and not k.endswith("_params")]
-    losses = [k for k in keys if "loss" in k or "perplexity" in k]
-    others = [k for k in keys if k not in losses]
-    fig, axes = plt.subplots(1, 2 if others else 1, figsize=(11 if others else 6, 4),
-                             squeeze=False)
-    steps = [_number(d.get("step")) for d in data]
-    train = row.get("train") or []
-    if train:  # the learning curve: every log_every steps (Note [Metrics rows])
-        axes[0][0].plot([_number(d.get("step")) for d in train],
-                        [_number(d.get("train_loss")) for d in train], lw=1, alpha=0.8,
-                        label="train_loss (every log)")
-        losses = [k for k in losses if k != "train_loss"]
-    for k in losses:
-        axes[0][0].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
-    axes[0][0].set_xlabel("step")
-    axes[0][0].set_title("loss")
-    if axes[0][0].get_legend_handles_labels()[0]:  # an evaluation-only run has no loss curve
-        axes[0][0].legend()
-    if others:
-        for k in others:
-            axes[0][1].plot(steps, [_number(d.get(k)) for d in data], marker="o", label=k)
-        axes[0][1].set_xlabel("step")
-        axes[0][1].set_title("metrics")
-        axes[0][1].legend()
-    fig.suptitle(str(row["name"]))
-    fig.tight_layout()
-    name = file_name(row["hash"], "_curves.png")
-    fig.savefig(out / name, dpi=100)
-    plt.close(fig)
-    return name
 
 
 def _esc(value: object) -> str:
@@ -280,30 +260,80 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+# A click on a column's head sorts the table by it (numbers as numbers), again to reverse.
+_SORT = """<script>document.querySelectorAll('table.sortable th').forEach((th, i) => {
+th.onclick = () => { const body = th.closest('table').tBodies[0], up = th.dataset.up !== '1';
+th.dataset.up = up ? '1' : '0'; const v = c => c.dataset.v ?? c.textContent;
+[...body.rows].sort((x, y) => { const a = v(x.cells[i]), b = v(y.cells[i]),
+na = parseFloat(a), nb = parseFloat(b);
+const d = !isNaN(na) && !isNaN(nb) ? na - nb : a.localeCompare(b); return up ? d : -d; })
+.forEach(r => body.appendChild(r)); }; });</script>"""
+
+
+def _html_table(rows: list[dict[str, Any]]) -> str:
+    esc = _esc
+    axes: list[str] = []
+    for r in rows:
+        axes += [k for k in r["bindings"] if k not in axes]
+    keys = _metric_keys(rows)
+    head = ["run", "hash", "status", "step", *axes, *keys]
+    out = ["<table class='sortable'><thead><tr>"
+           + "".join(f"<th title='sort'>{esc(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for r in rows:
+        cells = [esc(r["name"]), f"<code>{esc(r['hash'])}</code>", esc(r["status"]),
+                 esc(r["step"])]
+        values = [r["bindings"].get(a, "") for a in axes] + [r["final"].get(k, "") for k in keys]
+        cells += [f"<td data-v='{esc(v)}'>{esc(_num(v))}</td>"
+                  if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  else f"<td>{esc(_short(v))}</td>" for v in values]
+        out.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>"
+                                    for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict):
+        return str(v.get("ref") or v.get("component") or json.dumps(v, sort_keys=True))
+    return str(v)
+
+
 def _html(rows: list[dict[str, Any]], out: Path,
           sections: list[tuple[str, list[str]]] | None = None,
-          curves: set[str] | None = None, table: bool = True) -> str:
+          curves: set[str] | None = None, table: bool = True) -> tuple[str, list[str]]:
+    """The page and the figures it shows: the sections, the sortable table of runs, then per
+    experiment its runs' curves (overlaid when there are several)."""
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>specc report</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "th{background:#f4f4f4}</style></head><body><h1>specc report</h1>"]
+             "th{background:#f4f4f4;cursor:pointer}img{max-width:100%}</style></head><body>"
+             "<h1>specc report</h1>"]
     esc = _esc  # short, for the markup below
+    figures: list[str] = []
     for text, images in sections or []:
         parts.append("<pre>" + esc(text) + "</pre>")
         parts.extend(f"<img src='{esc(img)}' alt='{esc(img)}'>" for img in images)
-    if table:
-        parts.append("<pre>" + esc(_table(rows)) + "</pre>")
+        figures += images
+    if table and rows:
+        parts.append("<h2>Runs</h2>" + _html_table(rows))
+    by_experiment: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        if curves is not None and r["experiment"] not in curves:
-            continue  # its experiment's `report = [...]` does not ask for loss curves
-        parts.append(f"<h2>{esc(r['name'])} <small>{esc(r['hash'])}</small></h2>")
-        parts.append(f"<p>status {esc(r['status'])}"
-                     + (f": {esc(r['reason'])}" if r["reason"] else "")
-                     + f"; device {esc(r['device'])}; "
-                     f"trainable {esc(r['params'].get('trainable', '?'))} of "
-                     f"{esc(r['params'].get('total', '?'))} parameters</p>")
-        img = _plot(r, out)
-        if img:
-            parts.append(f"<img src='{esc(img)}' alt='curves of {esc(r['name'])}'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        if curves is None or r["experiment"] in curves:  # `report = [...]` asks for curves
+            by_experiment.setdefault(str(r["experiment"]), []).append(r)
+    for name, runs in by_experiment.items():
+        parts.append(f"<h2>{esc(name)}</h2>")
+        if len(runs) > 1:
+            images = C.overlays(runs, out, name)
+        else:
+            r = runs[0]
+            parts.append(f"<p>{esc(r['name'])} <code>{esc(r['hash'])}</code>: status "
+                         f"{esc(r['status'])}" + (f": {esc(r['reason'])}" if r["reason"] else "")
+                         + f"; device {esc(r['device'])}; trainable "
+                         f"{esc(r['params'].get('trainable', '?'))} of "
+                         f"{esc(r['params'].get('total', '?'))} parameters</p>")
+            image = C.single(r, out)
+            images = [image] if image else []
+        parts.extend(f"<img src='{esc(i)}' alt='{esc(i)}'>" for i in images)
+        figures += images
+    parts.append(_SORT + "</body></html>")
+    return "\n".join(parts), figures

@@ -115,17 +115,19 @@ def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple
         plt = _plt()
         from optuna.visualization import matplotlib as ovm
 
-        ax = ovm.plot_optimization_history(sweep.study)
-        name = f"{exp.name}_history.png"
-        ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")
-        plt.close(ax.figure)
-        images.append(name)
-        if len(complete) >= 3 and len(complete[0].params) >= 2:
-            ax = ovm.plot_param_importances(sweep.study)
-            name = f"{exp.name}_importance.png"
+        # Optuna's plots set the ggplot style globally: inside an rc context it ends here
+        with plt.rc_context():
+            ax = ovm.plot_optimization_history(sweep.study)
+            name = f"{exp.name}_history.png"
             ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")
             plt.close(ax.figure)
             images.append(name)
+            if len(complete) >= 3 and len(complete[0].params) >= 2:
+                ax = ovm.plot_param_importances(sweep.study)
+                name = f"{exp.name}_importance.png"
+                ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")
+                plt.close(ax.figure)
+                images.append(name)
     return "\n".join(lines), images
 
 

@@ -54,6 +54,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (i, n): every n-th run from the i-th
     python: bool = True  # False: `--no-python`, never import a component file or plug-in
     trackers: tuple[str, ...] = ()  # `--tracker NAME`: added to every run's trackers
+    json: bool = False  # `--json`: the runs as JSON on stdout, everything else on stderr
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -65,7 +66,8 @@ class RunOptions:
                    storage=getattr(args, "storage", None), workers=getattr(args, "workers", None),
                    shard=getattr(args, "shard", None),
                    python=not getattr(args, "no_python", False),
-                   trackers=tuple(getattr(args, "tracker", None) or ()))
+                   trackers=tuple(getattr(args, "tracker", None) or ()),
+                   json=bool(getattr(args, "json", False)))
 
 
 class Runner:

@@ -7,19 +7,35 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 LINE_EVERY = 15.0  # seconds between two progress lines when stderr is not a terminal
 _live: list[Any] = []  # the bar being drawn, if any
+_stream: list[Any] = []  # where lines go: stdout, or stderr under `specc run --json`
+
+
+@contextmanager
+def to_stderr(on: bool = True) -> Iterator[None]:
+    """`--json`: stdout carries the JSON alone; what a run says goes to stderr meanwhile."""
+    before = list(_stream)
+    if on:
+        _stream[:] = [sys.stderr]
+    try:
+        yield
+    finally:
+        _stream[:] = before
 
 
 def say(text: str) -> None:
+    stream = _stream[0] if _stream else sys.stdout
     if _live:
         from tqdm import tqdm
 
-        tqdm.write(text, file=sys.stdout)
+        tqdm.write(text, file=stream)
     else:
-        print(text, flush=True)
+        print(text, file=stream, flush=True)
 
 
 class Progress:
