@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # What each optional extra of pyproject.toml brings (a core install has only lark and attrs).
 EXTRAS = {"torch": "torch", "transformers": "torch", "peft": "torch", "datasets": "torch",
-          "matplotlib": "torch", "tqdm": "torch", "rich": "torch", "cloudpickle": "torch",
+          "matplotlib": "torch", "tqdm": "torch", "cloudpickle": "torch",
           "scipy": "torch", "numpy": "torch", "optuna": "sweeps", "cmaes": "sweeps",
           "psycopg": "sweeps", "torch_xla": "xla", "tensorboard": "trackers",
           "mlflow": "trackers", "wandb": "trackers", "liger_kernel": "fused"}
