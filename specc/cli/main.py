@@ -197,10 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-# What each optional extra of pyproject.toml brings (a core install has only lark and attrs).
+# What each optional extra of pyproject.toml brings (a core install: lark, attrs, argcomplete).
 EXTRAS = {"torch": "torch", "transformers": "torch", "peft": "torch", "datasets": "torch",
-          "matplotlib": "torch", "tqdm": "torch", "cloudpickle": "torch",
-          "scipy": "torch", "numpy": "torch", "optuna": "sweeps", "cmaes": "sweeps",
+          "matplotlib": "torch", "tqdm": "torch", "tokenizers": "torch", "pygls": "lsp",
+          "lsprotocol": "lsp", "scipy": "torch", "numpy": "torch", "optuna": "sweeps",
+          "cmaes": "sweeps",
           "psycopg": "sweeps", "torch_xla": "xla", "tensorboard": "trackers",
           "mlflow": "trackers", "wandb": "trackers", "liger_kernel": "fused"}
 
