@@ -68,7 +68,7 @@ def test_run_records_manifest_metrics_checkpoints_and_index(tmp_path: Path) -> N
     m = manifest(run)
     assert m["status"] == "finished" and m["reason"] is None
     assert m["hash"] == run.name and m["backend"] == "cpu"
-    assert set(m["versions"]) == {"python", "torch", "transformers", "peft"}  # type: ignore[arg-type]
+    assert set(m["versions"]) == {"python", "specc", "torch", "transformers", "peft"}  # type: ignore[arg-type]
     assert m["spec"]["path"].endswith("tiny.exp")  # type: ignore[index]
     rows = metrics(run)
     assert [r["step"] for r in rows] == [10, 20, 30]

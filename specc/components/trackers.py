@@ -83,6 +83,14 @@ class MLflow:
         self.run_id = ""
 
     def start(self, run: RunInfo) -> None:
+        import os
+
+        # a server that is down fails a start in seconds, not after MLflow's minutes of retries
+        # (Note [Tracker failures]); the variables set by a user win
+        for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"),
+                            ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                            ("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")):
+            os.environ.setdefault(name, value)
         from mlflow.tracking import MlflowClient
 
         # MLflow's file store is in maintenance mode: the default is a SQLite store
