@@ -213,3 +213,21 @@ def test_kill_9_of_specc_run_mid_sweep_then_resume(tmp_path: Path) -> None:
     _check_budget(trials, 4, running.number)  # type: ignore[attr-defined]
     finished_before = [t for t in trials if t.number < running.number]  # type: ignore[attr-defined]
     assert all(t.state.name == "COMPLETE" for t in finished_before)  # type: ignore[attr-defined]
+
+
+def test_a_report_on_another_machine_reads_a_postgres_study(
+        tmp_path: Path, postgres: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Machine A: `specc worker --max-trials 2` twice (two SLURM array tasks' shares) on a
+    PostgreSQL study. Machine B (its own empty store): `specc report --storage URL` shows the
+    study's trials."""
+    spec, a = write(tmp_path, trials=3), tmp_path / "machine-a"
+    for _ in range(2):
+        assert main(["worker", str(spec), "--root", str(a), "--storage", postgres,
+                     "--max-trials", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "ran 2 trials" in out and "ran 1 trial" in out  # the budget of 3, shared
+    b = tmp_path / "machine-b"
+    assert main(["report", str(spec), "--root", str(b), "--storage", postgres]) == 0
+    text = capsys.readouterr().out
+    assert "search hpo" in text and text.count("COMPLETE") == 3 and "best: trial" in text
+    assert (b / "report" / "hpo" / "hpo_history.png").is_file()

@@ -358,7 +358,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     storage = args.storage or os.environ.get("SPECC_STORAGE") or None
     sweep = Sweep(args.file, exps[0], Path(args.root), storage=storage,
                   profile=args.profile, backend=args.backend, worker=index)
-    ran = sweep.work(log=lambda text: print(text, flush=True))
+    ran = sweep.work(log=lambda text: print(text, flush=True),
+                     max_trials=getattr(args, "max_trials", None))
     print(f"worker {os.getpid()}: ran {ran} trial{'s' if ran != 1 else ''}")
     return EXIT_OK
 

@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--root", default="runs")
     w.add_argument("--no-python", action="store_true",
                    help="refuse to import component files and plug-ins")
+    w.add_argument("--max-trials", type=int, default=None, metavar="K",
+                   help="run at most K trials, then exit (one SLURM array task's share)")
     w.add_argument("--worker-index", type=int, default=None,
                    help="this worker's index among local workers (default: from its pid)")
 
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="every stored run of the spec's experiments, not only its current plan")
     rp.add_argument("--json", action="store_true",
                     help="print the report's runs, sections and figures as JSON")
+    rp.add_argument("--storage", help="a search's study storage, e.g. the postgresql:// URL "
+                    "its workers used (default: $SPECC_STORAGE, then the spec's)")
 
     sub.add_parser("lsp", help="the language server for .exp files, on stdio (editors start it)")
 

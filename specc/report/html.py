@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,13 +107,15 @@ def reports(exp: Any, base: Path) -> list[Any]:
 
 
 def _sweep_sections(spec: Path, experiments: Any, root: Path, out: Path,
-                    plan: dict[str, set[str] | None]) -> list[tuple[str, list[str]]]:
+                    plan: dict[str, set[str] | None],
+                    storage: str | None = None) -> list[tuple[str, list[str]]]:
     """Per experiment of a spec: its report sections (the seed-aggregated grid, the search, the
     CBS results, the circuits) and its analysis; then the sections drawn across experiments
     (``plan`` limits grids and circuits to these runs; empty: every stored run)."""
     from specc.report.parts import Drawing
 
-    drawing = Drawing(str(spec), root, out, {e.name: plan.get(e.name) for e in experiments})
+    drawing = Drawing(str(spec), root, out, {e.name: plan.get(e.name) for e in experiments},
+                      storage)
     sections = []
     across: dict[Any, list[Any]] = {}
     for exp in experiments:
@@ -175,7 +178,8 @@ def report_cmd(args: argparse.Namespace) -> int:
                 "run(s) of other definitions or profiles are: give --profile NAME, or --all")
         out.mkdir(parents=True, exist_ok=True)
         exps = result.plan.program.experiments
-        sections = _sweep_sections(spec, exps, root, out, {} if every else plan)
+        storage = getattr(args, "storage", None) or os.environ.get("SPECC_STORAGE") or None
+        sections = _sweep_sections(spec, exps, root, out, {} if every else plan, storage)
         pages = {e.name: {part.page for part in reports(e, spec.parent)} for e in exps}
         curves = {name for name, parts in pages.items() if "curves" in parts}
         table = any("table" in parts for parts in pages.values())

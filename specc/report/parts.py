@@ -30,6 +30,7 @@ class Drawing:
     root: Path
     out: Path
     hashes: dict[str, set[str] | None]
+    storage: str | None = None  # a search's study storage (`--storage`), else the spec's
 
 
 @attrs.frozen
@@ -43,7 +44,7 @@ def _table(exp: Any, d: Drawing) -> Section | None:
     from specc.report import sweeps
 
     if exp.search is not None:
-        return sweeps.search_report(exp, d.spec, d.root, d.out)
+        return sweeps.search_report(exp, d.spec, d.root, d.out, d.storage)
     if exp.sweep is None or exp.sweep.kind == "cbs":
         return None
     rows = sweeps.aggregate_grid(exp, d.root, d.hashes.get(exp.name))

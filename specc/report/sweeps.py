@@ -81,7 +81,8 @@ def _short(v: Any) -> str:
     return str(v)
 
 
-def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple[str, list[str]]:
+def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path,
+                  storage: str | None = None) -> tuple[str, list[str]]:
     """Trial table, best configuration, importance and history plots; trials.csv/.json."""
     import optuna
 
@@ -89,7 +90,8 @@ def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple
     from specc.sweeps.worker import Sweep, summary
 
     try:
-        sweep = Sweep(spec, exp, root, storage=None, profile=None, backend=None, create=False)
+        sweep = Sweep(spec, exp, root, storage=storage, profile=None, backend=None,
+                      create=False)
     except SpeccError as exc:
         return f"search {exp.name}: {exc}", []
     rows = summary(sweep)
@@ -113,10 +115,14 @@ def search_report(exp: ir.Experiment, spec: str, root: Path, out: Path) -> tuple
         best = sweep.study.best_trial
         lines.append(f"  best: trial {best.number} {best.params} -> {best.value:.4g}")
         plt = _plt()
+        # Optuna's plots set the ggplot style globally: inside an rc context it ends here;
+        # their "experimental" warning says nothing to a reader of the report
+        import warnings
+
         from optuna.visualization import matplotlib as ovm
 
-        # Optuna's plots set the ggplot style globally: inside an rc context it ends here
-        with plt.rc_context():
+        with plt.rc_context(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             ax = ovm.plot_optimization_history(sweep.study)
             name = f"{exp.name}_history.png"
             ax.figure.savefig(out / name, dpi=90, bbox_inches="tight")

@@ -76,14 +76,15 @@ class Sweep:
         return self.maker.make(values, number)
 
     # ------------------------------------------------------------ one worker's loop
-    def work(self, log: Any = print) -> int:
-        """Run trials until the budget is spent. Returns how many this worker ran."""
+    def work(self, log: Any = print, max_trials: int | None = None) -> int:
+        """Run trials until the budget is spent (or ``max_trials`` of them ran here). Returns
+        how many this worker ran."""
         import optuna
 
         ran = 0
         while True:
             S.reap(self.study, self.policy)
-            if self.done():
+            if self.done() or (max_trials is not None and ran >= max_trials):
                 return ran
             trial = self.study.ask()
             if S.budget_index(self.trials(), trial.number) > self.cap:
