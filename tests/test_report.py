@@ -75,3 +75,38 @@ def test_run_json_prints_the_plans_runs_alone_on_stdout(tmp_path: Path,
     assert all(r["last"]["step"] == 10 and Path(r["path"]).is_dir() for r in out["runs"])
     assert main(["run", str(spec), "--root", str(root), "--quiet", "--profile", "short"]) == 0
     assert "experiment g" in capsys.readouterr().out  # without --json, stdout again
+
+
+def test_the_store_is_found_from_the_project_not_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Note [Store location]: runs/ in the spec's project wherever the shell is; $SPECC_STORE
+    and --store override it; `specc runs` finds the project from the current directory."""
+    project = tmp_path / "proj"
+    (project / "specs").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    spec = project / "specs" / "g.exp"
+    spec.write_text(GRID.replace("seed in [0, 1]", "seed in [0]")
+                    .replace("train.optimizer.lr in [3e-3, 1e-3]", "train.optimizer.lr in [3e-3]"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("SPECC_STORE", raising=False)
+    assert main(["run", str(spec), "--quiet", "--profile", "short"]) == 0
+    [metrics] = list((project / "runs" / "g").glob("*/metrics.jsonl"))
+    assert not (elsewhere / "runs").exists()
+    before = metrics.stat().st_mtime_ns
+    monkeypatch.chdir(project)  # another directory, the same store: the run is not retrained
+    assert main(["run", "specs/g.exp", "--quiet", "--profile", "short"]) == 0
+    assert metrics.stat().st_mtime_ns == before
+    assert len(list((project / "runs" / "g").glob("*/manifest.json"))) == 1
+    monkeypatch.chdir(project / "specs")
+    capsys.readouterr()
+    assert main(["runs", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    monkeypatch.setenv("SPECC_STORE", str(tmp_path / "shared"))
+    assert main(["run", str(spec), "--quiet", "--profile", "short"]) == 0
+    assert len(list((tmp_path / "shared" / "g").glob("*/manifest.json"))) == 1
+    assert main(["report", str(spec), "--profile", "short", "--store",
+                 str(project / "runs")]) == 0
+    assert (project / "runs" / "report" / "g-short" / "index.html").is_file()

@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _copy_specs(tmp: Path) -> Path:
+    """The specs in a project of their own (Note [Store location]: its runs/ is tmp/runs)."""
     specs = tmp / "specs"
     shutil.copytree(ROOT / "specs", specs)
+    (tmp / "specc.toml").write_text("")
     return specs
 
 

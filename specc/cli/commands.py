@@ -356,7 +356,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     index = args.worker_index if args.worker_index is not None else os.getpid()
     storage = args.storage or os.environ.get("SPECC_STORAGE") or None
-    sweep = Sweep(args.file, exps[0], Path(args.root), storage=storage,
+    from specc.store.location import store_root
+
+    sweep = Sweep(args.file, exps[0], store_root(args.root, args.file), storage=storage,
                   profile=args.profile, backend=args.backend, worker=index)
     ran = sweep.work(log=lambda text: print(text, flush=True),
                      max_trials=getattr(args, "max_trials", None))

@@ -34,6 +34,10 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+STORE_HELP = ("results store (default: $SPECC_STORE, else runs/ in the spec's project: "
+              "Note [Store location])")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="specc", description="A declarative, spec-driven experiment compiler.")
     p.add_argument("--version", action="version", version="specc 0.1.0")
@@ -74,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     r.add_argument("--profile")
     r.add_argument("--backend")
-    r.add_argument("--root", default="runs", help="results store (default: runs)")
+    r.add_argument("--root", "--store", dest="root", help=STORE_HELP)
     r.add_argument("--force", action="store_true", help="rerun finished runs")
     r.add_argument("--experiment", help="only this experiment")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--experiment", help="the search experiment (default: the only one)")
     w.add_argument("--profile")
     w.add_argument("--backend")
-    w.add_argument("--root", default="runs")
+    w.add_argument("--root", "--store", dest="root", help=STORE_HELP)
     w.add_argument("--no-python", action="store_true",
                    help="refuse to import component files and plug-ins")
     w.add_argument("--max-trials", type=int, default=None, metavar="K",
@@ -110,12 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="this worker's index among local workers (default: from its pid)")
 
     rs = sub.add_parser("runs", help="list recorded runs")
-    rs.add_argument("--root", default="runs")
+    rs.add_argument("--root", "--store", dest="root", help=STORE_HELP)
     rs.add_argument("--json", action="store_true")
 
     rp = sub.add_parser("report", help="tables and plots for a run or a spec's runs")
     rp.add_argument("target", help="a run hash (or prefix), a run directory, or a spec")
-    rp.add_argument("--root", default="runs")
+    rp.add_argument("--root", "--store", dest="root", help=STORE_HELP)
     rp.add_argument("--out", help="where the HTML report goes")
     rp.add_argument("--profile", help="a spec's runs under this profile")
     rp.add_argument("--all", action="store_true",

@@ -151,8 +151,10 @@ def report_cmd(args: argparse.Namespace) -> int:
     and written as HTML to its own directory, ``ROOT/report/SPEC[-PROFILE]`` or
     ``ROOT/report/RUN`` (``--out`` elsewhere), so one report never overwrites another. A
     report with nothing in it is exit 1, saying why."""
-    root = Path(args.root)
+    from specc.store.location import store_root
+
     spec = Path(args.target)
+    root = store_root(args.root, spec if spec.suffix == ".exp" and spec.exists() else None)
     every = bool(getattr(args, "all", False))
     as_json = bool(getattr(args, "json", False))
     say = (lambda text: None) if as_json else print

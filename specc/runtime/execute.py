@@ -58,7 +58,10 @@ class RunOptions:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
-        return cls(spec=Path(args.file), root=Path(args.root), backend=args.backend,
+        from specc.store.location import store_root
+
+        return cls(spec=Path(args.file), root=store_root(args.root, args.file),
+                   backend=args.backend,
                    profile=args.profile, force=bool(getattr(args, "force", False)),
                    quiet=bool(getattr(args, "quiet", False)),
                    experiment=getattr(args, "experiment", None),

@@ -126,12 +126,15 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
 
 
 def list_runs_cmd(args: argparse.Namespace) -> int:
-    rows = list_runs(Path(args.root))
+    from specc.store.location import store_root
+
+    root = store_root(args.root)
+    rows = list_runs(root)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no runs under {args.root}")
+        print(f"no runs under {root}")
         return 0
     print(f"{'hash':<17} {'experiment':<16} {'status':<12} {'step':>6}  final metrics")
     for r in rows:
