@@ -220,17 +220,18 @@ def _wait_for(path_glob: str, root: Path, proc: subprocess.Popen[str]) -> Path:
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1], ids=lambda s: s.name)
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path: Path, sig: signal.Signals) -> None:
     root = tmp_path / "runs"
     s = spec(tmp_path, budget="steps = 2000", eval_every=0, extra="    checkpoint_every = 5\n")
     proc = _start(s, root)
     _wait_for("tiny/*/checkpoints/LATEST", root, proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     [run] = run_dirs(root)
     m = manifest(run)
-    assert m["status"] == "interrupted" and "SIGTERM" in str(m["reason"])
+    assert m["status"] == "interrupted" and sig.name in str(m["reason"])
     assert (run / "checkpoints" / "LATEST").read_text() == f"step-{int(m['step']):08d}"
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import specc
 from specc.cli.main import main
@@ -78,3 +81,58 @@ def test_shards_split_a_grid_statically(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "specc.cli.main", "run", str(spec), "--shard",
                           "2/2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "I must be in 0..N-1" in bad.stderr
+
+
+def test_launch_runs_a_grid_as_an_array_of_three_workers(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """`specc launch --executor local`: submitit's local executor runs one job array of three
+    workers on the store; the six runs are shared, each trained exactly once."""
+    pytest.importorskip("submitit")
+    spec, root = _spec(tmp_path, steps=60), tmp_path / "runs"
+    assert main(["launch", str(spec), "--executor", "local", "--workers", "3", "--store",
+                 str(root), "--wait", "--timeout-min", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment g: 3 task(s)" in out and "3 of 3 task(s) finished" in out
+    manifests = _manifests(root)
+    assert len(manifests) == 6 and all(m["status"] == "finished" for m in manifests)
+    assert len({m["pid"] for m in manifests}) >= 2, "the tasks shared the grid"
+    assert _rows(root) == [1] * 6
+    assert list((root / "launch").glob("*_log.out")), "submitit's logs are in the store"
+
+
+def test_a_preempted_launch_task_is_requeued_and_resumes_exactly(tmp_path: Path) -> None:
+    """submitit's preemption signal (USR2) on a local task mid-run: the task is requeued and
+    the run resumes from its last checkpoint; every evaluation is logged once."""
+    submitit = pytest.importorskip("submitit")
+    import time
+
+    from specc.cli.launch import Worker
+
+    spec = tmp_path / "one.exp"
+    spec.write_text(GRID.format(steps=400, extra="").replace(
+        "seed in [0, 1, 2, 3, 4, 5]", "seed in [0]").replace(
+        "eval_every = 400", "eval_every = 50; checkpoint_every = 10"))
+    root = tmp_path / "runs"
+    executor = submitit.AutoExecutor(folder=tmp_path / "launch", cluster="local")
+    executor.update_parameters(timeout_min=20)
+    job = executor.submit(Worker(["run", str(spec), "--store", str(root), "--quiet"]))
+    deadline = time.time() + 300
+    while not list(root.glob("g/*/checkpoints/LATEST")):
+        assert time.time() < deadline and not job.done(), job.stderr()
+        time.sleep(0.2)
+    # SLURM signals the task itself (submitit's USR2); the local executor's controller does not
+    # forward it, so the signal goes to the controller's child, the task
+    controller = job._process.pid  # type: ignore[attr-defined]
+    [task] = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+    os.kill(int(task), signal.SIGUSR2)
+    assert job.result() == 0, job.stderr()
+    log = (job.stdout() or "") + (job.stderr() or "")
+    assert "resumed at step" in log, log[-3000:]  # the requeued attempt (its own log)
+    [run] = [d for d in root.glob("g/*") if d.is_dir()]
+    m = json.loads((run / "manifest.json").read_text())
+    assert m["status"] == "finished" and m["step"] == 400
+    steps = [r["step"] for r in MetricsLog(run / "metrics.jsonl").rows()]
+    assert steps == [50, 100, 150, 200, 250, 300, 350, 400]
+    train = [r["step"] for r in MetricsLog(run / "metrics.jsonl").rows("train")]
+    assert train == list(range(10, 401, 10))

@@ -392,3 +392,9 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     from specc.lsp import main
 
     return main()
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from specc.cli.launch import cmd_launch
+
+    return cmd_launch(args)

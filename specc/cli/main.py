@@ -129,6 +129,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--storage", help="a search's study storage, e.g. the postgresql:// URL "
                     "its workers used (default: $SPECC_STORAGE, then the spec's)")
 
+    la = sub.add_parser("launch", help="hand a spec's sweeps to a cluster (submitit): one job "
+                        "array of workers per experiment sharing its runs")
+    la.add_argument("file")
+    la.add_argument("--executor", choices=("slurm", "local"), default="slurm")
+    la.add_argument("--workers", type=int, help="array tasks per grid or search (default 1)")
+    la.add_argument("--partition", help="SLURM partition")
+    la.add_argument("--gpus-per-node", type=int, help="GPUs per task's node")
+    la.add_argument("--array-parallelism", type=int, help="tasks of an array running at once")
+    la.add_argument("--timeout-min", type=int, default=60 * 24,
+                    help="a task's time limit; a task cut by it is requeued and resumes")
+    la.add_argument("--folder", help="submitit's logs and pickles (default: STORE/launch)")
+    la.add_argument("--root", "--store", dest="root", help=STORE_HELP)
+    la.add_argument("--storage", help="a search's study storage (postgresql:// across nodes)")
+    la.add_argument("--profile")
+    la.add_argument("--backend")
+    la.add_argument("--experiment", help="only this experiment")
+    la.add_argument("--wait", action="store_true", help="wait for the tasks and report them")
+
     sub.add_parser("lsp", help="the language server for .exp files, on stdio (editors start it)")
 
     sh = sub.add_parser("completion", help="print the shell completion script: "
@@ -211,7 +229,8 @@ EXTRAS = {"torch": "torch", "transformers": "torch", "peft": "torch", "datasets"
           "lsprotocol": "lsp", "scipy": "torch", "numpy": "torch", "optuna": "sweeps",
           "cmaes": "sweeps",
           "psycopg": "sweeps", "torch_xla": "xla", "tensorboard": "trackers",
-          "mlflow": "trackers", "wandb": "trackers", "liger_kernel": "fused"}
+          "mlflow": "trackers", "wandb": "trackers", "liger_kernel": "fused",
+          "submitit": "cluster", "cloudpickle": "cluster"}
 
 
 def install_hint(module: str) -> str | None:

@@ -41,10 +41,12 @@ def stage(what: str, span: Span | None) -> Iterator[None]:
 
 
 class Interrupt:
-    """Ctrl-C or SIGTERM (how clusters preempt) asks the loop to stop after saving a checkpoint;
-    a second one stops at once."""
+    """Ctrl-C, SIGTERM (how clusters preempt) or SIGUSR1 (SLURM's `--signal=USR1@90` warning
+    before a time limit) asks the loop to stop after saving a checkpoint, exiting 130 so a job
+    script can requeue it; a second one stops at once. Under `specc launch`, submitit's own
+    signal (USR2) requeues the task, which resumes from the last checkpoint."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self) -> None:
         self.requested = False
