@@ -136,3 +136,41 @@ def test_a_preempted_launch_task_is_requeued_and_resumes_exactly(tmp_path: Path)
     assert steps == [50, 100, 150, 200, 250, 300, 350, 400]
     train = [r["step"] for r in MetricsLog(run / "metrics.jsonl").rows("train")]
     assert train == list(range(10, 401, 10))
+
+
+@pytest.mark.slow
+def test_two_node_ranks_on_one_host_train_the_losses_of_one_process(tmp_path: Path) -> None:
+    """`train { nodes = 2 }`: two `specc run --rdzv 127.0.0.1:PORT` (two node ranks, c10d on
+    this host, gloo) train the same losses as one process."""
+    import socket
+
+    losses = {}
+    for nodes in (1, 2):
+        spec = tmp_path / f"n{nodes}.exp"
+        spec.write_text(GRID.format(steps=20, extra="").replace(
+            "seed in [0, 1, 2, 3, 4, 5]", "seed in [0]").replace(
+            "eval_every = 20", f"eval_every = 10; nodes = {nodes}"))
+        root = tmp_path / f"runs{nodes}"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "specc.cli.main", "run", str(spec), "--root", str(root),
+               "--quiet", "--rdzv", f"127.0.0.1:{port}"]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for _ in range(nodes)]
+        outs = [p.communicate(timeout=600) for p in procs]
+        assert [p.returncode for p in procs] == [0] * nodes, outs
+        [m] = _manifests(root)
+        assert m["status"] == "finished" and m["world_size"] == nodes
+        [run] = [d for d in (root / "g").iterdir() if d.is_dir()]
+        losses[nodes] = [(r["step"], r["loss"]) for r in MetricsLog(run / "metrics.jsonl").rows()]
+    assert [s for s, _ in losses[1]] == [s for s, _ in losses[2]] == [10, 20]
+    for (_, a), (_, b) in zip(losses[1], losses[2], strict=True):
+        assert b == pytest.approx(a, rel=1e-5)
+
+
+def test_nodes_need_a_multi_process_backend() -> None:
+    text = GRID.format(steps=5, extra="").replace("eval_every = 5", "eval_every = 5; nodes = 2")
+    assert specc.check(text) == []
+    assert [d.code for d in specc.check(text, backend="xla")] == ["backend-unsupported"]

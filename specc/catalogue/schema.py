@@ -55,7 +55,9 @@ TRAIN: Final[tuple[Param, ...]] = (
       "auto: bf16 autocast on CUDA/TPU, fp32 on CPU"),
     P("compile", T.Union_((T.Enum(("auto",)), T.BOOL)), "auto",
       "torch.compile the model (auto: on CUDA, the compile rewrite; true forces it on CPU)"),
-    P("devices", T.INT, "1", "devices (data parallel when > 1)", **_POS_INT),
+    P("devices", T.INT, "1", "devices per node (data parallel when > 1)", **_POS_INT),
+    P("nodes", T.INT, "1", "machines the run spans, each running `specc run SPEC --rdzv "
+      "HOST:PORT` (torchrun's c10d rendezvous; the store must be shared)", **_POS_INT),
     P("strategy", T.Enum(("auto", "single", "ddp", "fsdp", "fsdp2")), "auto",
       "how devices share work: ddp replicates the model; fsdp shards it (FSDPv2 on XLA); fsdp2 "
       "asks for torch's fully_shard (not implemented yet)"),

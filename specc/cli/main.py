@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--storage", help="study storage: a journal file or postgresql:// URL")
     r.add_argument("--no-python", action="store_true",
                    help="refuse to import component files and plug-ins (specc.api components)")
+    r.add_argument("--rdzv", metavar="HOST:PORT",
+                   help="a multi-node run's rendezvous (train.nodes > 1): the first node's "
+                   "address, the same on every node (default: $SPECC_RDZV)")
     r.add_argument("--json", action="store_true",
                    help="print the plan's runs (status, directory, last row) as JSON on stdout; "
                    "progress goes to stderr")

@@ -79,6 +79,10 @@ def _check_experiment(exp: ir.Experiment, caps: Capabilities, out: dg.Collector)
             and int(devices.value.value or 1) > caps.max_devices):  # type: ignore[arg-type]
         out.error("backend-unsupported", devices.span, backend=caps.name,
                   what=f"use more than {caps.max_devices} devices")
+    nodes = fields.get("train.nodes")
+    if (nodes is not None and caps.single_process_devices and (_int(nodes.value) or 1) > 1):
+        out.error("backend-unsupported", nodes.span, backend=caps.name,
+                  what="span several nodes (one process drives this backend's devices)")
     _check_spmd_batch(fields, caps, out)
     _check_policies(exp, caps, out)
 

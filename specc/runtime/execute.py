@@ -55,6 +55,7 @@ class RunOptions:
     python: bool = True  # False: `--no-python`, never import a component file or plug-in
     trackers: tuple[str, ...] = ()  # `--tracker NAME`: added to every run's trackers
     json: bool = False  # `--json`: the runs as JSON on stdout, everything else on stderr
+    rdzv: str | None = None  # HOST:PORT of a multi-node run's rendezvous (`--rdzv`)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
@@ -70,7 +71,8 @@ class RunOptions:
                    shard=getattr(args, "shard", None),
                    python=not getattr(args, "no_python", False),
                    trackers=tuple(getattr(args, "tracker", None) or ()),
-                   json=bool(getattr(args, "json", False)))
+                   json=bool(getattr(args, "json", False)),
+                   rdzv=getattr(args, "rdzv", None) or os.environ.get("SPECC_RDZV"))
 
 
 class Runner:
@@ -128,6 +130,9 @@ class Runner:
         the lock (it is training this run), return ``BUSY`` at once instead of waiting."""
         if "WORLD_SIZE" in os.environ:  # a torchrun rank: the launching process holds the lock
             return self._run_one(exp, run)
+        if self.opts.rdzv and int(run.config["train"].get("nodes") or 1) > 1:
+            # every node launches this run together: the rendezvous, not the lock, joins them
+            return self._run_one(exp, run)
         path = run_dir(self.root, exp.name, run.hash)
         with run_lock(path, wait=wait) as held:
             if not held:
@@ -161,14 +166,28 @@ class Runner:
                                     "use --backend cpu, or run where a GPU is visible"))
             return EXIT_FAILED
         devices = int(run.config["train"].get("devices") or 1)
+        nodes = int(run.config["train"].get("nodes") or 1)
         one_process = backend.capabilities.single_process_devices  # SPMD: no torchrun
-        if devices > 1 and not one_process and "WORLD_SIZE" not in os.environ:
-            return self.launch_distributed(exp, run, devices)
+        if (devices > 1 or nodes > 1) and not one_process and "WORLD_SIZE" not in os.environ:
+            return self.launch_distributed(exp, run, devices, nodes)
         return self.train(exp, run, path, manifest, backend)
 
-    def launch_distributed(self, exp: ir.Experiment, run: Run, devices: int) -> int:
-        """Re-launch this run under torchrun with one process per device."""
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+    def launch_distributed(self, exp: ir.Experiment, run: Run, devices: int,
+                           nodes: int = 1) -> int:
+        """Re-launch this run under torchrun with one process per device: on this machine, or
+        as one node of ``nodes`` meeting at the c10d rendezvous ``--rdzv HOST:PORT`` (every
+        node runs the same `specc run`; the run's hash is the rendezvous id)."""
+        if nodes == 1:
+            where = ["--standalone"]
+        elif not self.opts.rdzv:
+            self.error(f"{run.name} spans {nodes} nodes: run `specc run {self.spec} --rdzv "
+                       "HOST:PORT` on each of them, HOST being the first node's address",
+                       exp.span, code="run-failed", help="or set $SPECC_RDZV")
+            return EXIT_FAILED
+        else:
+            where = [f"--nnodes={nodes}", "--rdzv-backend=c10d",
+                     f"--rdzv-endpoint={self.opts.rdzv}", f"--rdzv-id={run.hash}"]
+        cmd = [sys.executable, "-m", "torch.distributed.run", *where,
                f"--nproc_per_node={devices}", "-m", "specc.cli.main", "run", str(self.spec),
                "--experiment", exp.name, "--root", str(self.root), "--quiet"]
         if self.opts.profile:
@@ -177,7 +196,8 @@ class Runner:
             cmd += ["--backend", self.opts.backend]
         for tracker in self.opts.trackers:
             cmd += ["--tracker", tracker]
-        self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun")
+        self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun"
+                 + (f", one node of {nodes} (rendezvous {self.opts.rdzv})" if nodes > 1 else ""))
         env = dict(os.environ, SPECC_ONLY_RUN=run.hash, OMP_NUM_THREADS="1")
         return subprocess.run(cmd, env=env).returncode
 
