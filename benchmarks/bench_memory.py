@@ -53,7 +53,8 @@ SPEC = """experiment bench {{
 """
 
 
-def _status(key: str) -> int:
+def status(key: str) -> int:
+    """A /proc/self/status value in bytes (VmRSS, VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
@@ -86,7 +87,7 @@ def child(name: str, device: str, steps: int) -> dict[str, Any]:
         shape = memory.shape_of(trainer.model_raw)
         trainer.feed = trainer.rt.feed(trainer._batch, 0)
         trainer.train_step(0)
-        before = _status("VmRSS")
+        before = status("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")
         if device == "cuda":
             torch.cuda.synchronize()
@@ -99,7 +100,7 @@ def child(name: str, device: str, steps: int) -> dict[str, Any]:
             measured = torch.cuda.max_memory_allocated()
             predicted = est.at(batch)
         else:  # the weights and AdamW's moments exist before the reset
-            measured = _status("VmHWM") - before
+            measured = status("VmHWM") - before
             predicted = est.at(batch) - shape.params * shape.param_bytes - 8 * shape.trainable
         return {"shape": name, "measured_mib": measured / 2**20,
                 "predicted_mib": predicted / 2**20, "ratio": predicted / max(measured, 1)}

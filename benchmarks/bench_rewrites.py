@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_memory import MALLOC_ENV  # the peak resident set follows the live tensors
+from bench_memory import MALLOC_ENV, status  # the peak resident set follows live tensors
 
 SHAPES = {
     "cpu-50k": dict(model="gpt2(layers = 2, heads = 4, width = 128, context = 256, "
@@ -47,13 +47,6 @@ SPEC = """experiment bench {{
 """
 
 
-def _status(key: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 def child(shape: str, rewrites: str, device: str, steps: int, warmup: int) -> dict[str, Any]:
     import torch
     from specc_torch import BACKEND_CPU, BACKEND_CUDA
@@ -72,7 +65,7 @@ def child(shape: str, rewrites: str, device: str, steps: int, warmup: int) -> di
         trainer.build()
         trainer.feed = trainer.rt.feed(trainer._batch, 0)
         trainer.train_step(0)  # the optimizer's state exists from here on
-        before = _status("VmRSS")
+        before = status("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM)
         if device == "cuda":
             torch.cuda.synchronize()
@@ -87,7 +80,7 @@ def child(shape: str, rewrites: str, device: str, steps: int, warmup: int) -> di
                 times.append(time.perf_counter() - t)
         trainer.feed.close()
         peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-                else _status("VmHWM") - before)
+                else status("VmHWM") - before)
         return {"rewrites": run.config["train"]["rewrites"], "step_s": statistics.median(times),
                 "peak_step_mib": peak / 2**20}
 
