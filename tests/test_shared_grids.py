@@ -174,3 +174,26 @@ def test_nodes_need_a_multi_process_backend() -> None:
     text = GRID.format(steps=5, extra="").replace("eval_every = 5", "eval_every = 5; nodes = 2")
     assert specc.check(text) == []
     assert [d.code for d in specc.check(text, backend="xla")] == ["backend-unsupported"]
+
+
+@pytest.mark.slow
+def test_a_multi_node_run_refuses_a_store_the_nodes_do_not_share(tmp_path: Path) -> None:
+    """Two node ranks given different stores: every rank checks it sees what rank 0 wrote, so
+    both stop with the same clear error instead of training apart."""
+    import socket
+
+    spec = tmp_path / "n.exp"
+    spec.write_text(GRID.format(steps=5, extra="").replace(
+        "seed in [0, 1, 2, 3, 4, 5]", "seed in [0]").replace(
+        "eval_every = 5", "eval_every = 5; nodes = 2"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "specc.cli.main", "run", str(spec),
+                               "--root", str(tmp_path / f"store{i}"), "--quiet", "--rdzv",
+                               f"127.0.0.1:{port}"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode != 0 for p in procs), outs
+    assert any("is not shared between the nodes" in err for _, err in outs), outs

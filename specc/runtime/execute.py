@@ -211,6 +211,14 @@ class Runner:
             return EXIT_OK
         runtime = backend.runtime(run.config["train"])
         runtime.setup_distributed()
+        if (int(run.config["train"].get("nodes") or 1) > 1 and runtime.world > 1
+                and not _store_is_shared(path, runtime.device)):
+            self.error(f"the store {self.root} is not shared between the nodes of {run.name}: "
+                       "a rank does not see the file rank 0 wrote there, so they could not "
+                       "resume from one checkpoint", exp.span, code="run-failed",
+                       help="give every node the same --store on a filesystem they all see")
+            runtime.close()
+            return EXIT_FAILED
         is_main = runtime.is_main
         manifest = self._manifest(exp, run, backend.name, runtime,
                                   (manifest or {}).get("started") or now())
@@ -387,3 +395,31 @@ def _at_run(trainer: Any, runtime: Any) -> dict[str, Any]:
     if peak is not None:
         out.setdefault("memory", {})["peak_gib"] = round(peak / 1024, 4)
     return out
+
+
+def _store_is_shared(path: Path, device: Any) -> bool:
+    """Every rank of a multi-node run sees the run directory rank 0 writes to: rank 0 writes a
+    random token there, every rank reads it back, and all agree on the count of those that
+    saw it (a collective, so every rank gives the same answer)."""
+    import secrets
+
+    import torch
+    import torch.distributed as dist
+
+    token = torch.zeros(1, dtype=torch.int64, device=device)  # NCCL wants device tensors
+    probe = path / ".shared-store"
+    if dist.get_rank() == 0:
+        token[0] = secrets.randbits(62)
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text(str(int(token[0])))
+    dist.broadcast(token, src=0)
+    try:
+        seen = probe.read_text().strip() == str(int(token[0]))
+    except OSError:
+        seen = False
+    count = torch.tensor([int(seen)], dtype=torch.int64, device=device)
+    dist.all_reduce(count)
+    dist.barrier()
+    if dist.get_rank() == 0:
+        probe.unlink(missing_ok=True)
+    return int(count[0]) == dist.get_world_size()
