@@ -53,6 +53,23 @@ SPEC = """experiment bench {{
 """
 
 
+def built_trainer(spec: str, device: str, tmp: Path) -> Any:
+    """The Trainer of a one-run spec, built (model, data, optimizer) in ``tmp``."""
+    from specc_torch import BACKEND_CPU, BACKEND_CUDA
+
+    import specc
+    from specc.runtime.loop import Trainer
+
+    result = specc.plan(spec)
+    assert result.ok, result.render()
+    [run] = list(result.plan.experiments[0].runs())  # type: ignore[union-attr]
+    backend = BACKEND_CUDA if device == "cuda" else BACKEND_CPU
+    trainer = Trainer(run.config, tmp, backend.runtime(run.config["train"]), spans={},
+                      base_dir=tmp, store_root=tmp, progress=False)
+    trainer.build()
+    return trainer
+
+
 def status(key: str) -> int:
     """A /proc/self/status value in bytes (VmRSS, VmHWM)."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -63,22 +80,13 @@ def status(key: str) -> int:
 
 def child(name: str, device: str, steps: int) -> dict[str, Any]:
     import torch
-    from specc_torch import BACKEND_CPU, BACKEND_CUDA
 
-    import specc
     from specc.runtime import memory
-    from specc.runtime.loop import Trainer
 
     model, batch, rewrites = SHAPES[name]
-    result = specc.plan(SPEC.format(model=model, batch=batch, rewrites=rewrites))
-    assert result.ok, result.render()
-    [run] = list(result.plan.experiments[0].runs())  # type: ignore[union-attr]
-    backend = BACKEND_CUDA if device == "cuda" else BACKEND_CPU
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        trainer = Trainer(run.config, tmp, backend.runtime(run.config["train"]), spans={},
-                          base_dir=tmp, store_root=tmp, progress=False)
-        trainer.build()
+        trainer = built_trainer(SPEC.format(model=model, batch=batch, rewrites=rewrites),
+                                device, Path(d))
         checkpointing = name.endswith("-ckpt")
         if checkpointing:
             trainer.model_raw.gradient_checkpointing_enable(

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_memory import MALLOC_ENV, status  # the peak resident set follows live tensors
+from bench_memory import MALLOC_ENV, built_trainer, status  # the peak RSS follows live tensors
 
 SHAPES = {
     "cpu-50k": dict(model="gpt2(layers = 2, heads = 4, width = 128, context = 256, "
@@ -49,20 +49,9 @@ SPEC = """experiment bench {{
 
 def child(shape: str, rewrites: str, device: str, steps: int, warmup: int) -> dict[str, Any]:
     import torch
-    from specc_torch import BACKEND_CPU, BACKEND_CUDA
 
-    import specc
-    from specc.runtime.loop import Trainer
-
-    result = specc.plan(SPEC.format(**SHAPES[shape], rewrites=rewrites))
-    assert result.ok, result.render()
-    [run] = list(result.plan.experiments[0].runs())  # type: ignore[union-attr]
-    backend = BACKEND_CUDA if device == "cuda" else BACKEND_CPU
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        trainer = Trainer(run.config, tmp, backend.runtime(run.config["train"]), spans={},
-                          base_dir=tmp, store_root=tmp, progress=False)
-        trainer.build()
+        trainer = built_trainer(SPEC.format(**SHAPES[shape], rewrites=rewrites), device, Path(d))
         trainer.feed = trainer.rt.feed(trainer._batch, 0)
         trainer.train_step(0)  # the optimizer's state exists from here on
         before = status("VmRSS")
@@ -81,7 +70,7 @@ def child(shape: str, rewrites: str, device: str, steps: int, warmup: int) -> di
         trainer.feed.close()
         peak = (torch.cuda.max_memory_allocated() if device == "cuda"
                 else status("VmHWM") - before)
-        return {"rewrites": run.config["train"]["rewrites"], "step_s": statistics.median(times),
+        return {"rewrites": trainer.train["rewrites"], "step_s": statistics.median(times),
                 "peak_step_mib": peak / 2**20}
 
 
