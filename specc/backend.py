@@ -42,10 +42,11 @@ class Capabilities:
 # packages hold the same records (a test keeps them equal) so `check` never imports torch.
 BUILTIN: dict[str, Capabilities] = {
     "cpu": Capabilities(name="cpu", precisions=("auto", "fp32", "bf16"),
-                        strategies=("auto", "single", "ddp"), attention=("auto", "sdpa", "eager"),
+                        strategies=("auto", "single", "ddp", "fsdp"),
+                        attention=("auto", "sdpa", "eager"),
                         shapes=("auto", "dynamic", "fixed", "buckets")),
     "cuda": Capabilities(name="cuda", precisions=("auto", "fp32", "bf16", "fp16"),
-                         strategies=("auto", "single", "ddp"),
+                         strategies=("auto", "single", "ddp", "fsdp"),
                          attention=("auto", "sdpa", "eager", "flash"),
                          shapes=("auto", "dynamic", "fixed", "buckets")),
     "xla": Capabilities(name="xla", precisions=("auto", "fp32", "bf16"),

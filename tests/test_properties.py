@@ -165,7 +165,7 @@ def test_grid_expansion_is_the_product_of_the_axes(
     assert len({r.hash for r in runs}) == expected, "every run has its own hash"
     assert all("\"var\"" not in json.dumps(r.config) for r in runs), "an unbound variable"
     # every run keeps its own configuration once all are materialized (none writes into another)
-    from specc.compiler.plan import config_hash
+    from specc.compiler.run_hash import config_hash
 
     assert all(config_hash(r.config) == r.hash for r in runs)
     for r in runs:

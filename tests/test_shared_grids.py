@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -101,9 +102,30 @@ def test_launch_runs_a_grid_as_an_array_of_three_workers(tmp_path: Path,
     assert list((root / "launch").glob("*_log.out")), "submitit's logs are in the store"
 
 
+@pytest.mark.slow
+def test_launch_runs_a_two_node_run_as_one_job_of_two_tasks(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    """`train { nodes = 2 }` under `specc launch --executor local`: one job whose two tasks
+    are the run's node ranks (on this host), meeting at the job's rendezvous."""
+    pytest.importorskip("submitit")
+    spec = tmp_path / "n2.exp"
+    spec.write_text(GRID.format(steps=20, extra="").replace(
+        "seed in [0, 1, 2, 3, 4, 5]", "seed in [0]").replace(
+        "eval_every = 20", "eval_every = 10; nodes = 2"))
+    root = tmp_path / "runs"
+    assert main(["launch", str(spec), "--executor", "local", "--store", str(root), "--wait",
+                 "--timeout-min", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "experiment g: one job of 2 nodes" in out and "1 of 1 task(s) finished" in out
+    [m] = _manifests(root)
+    assert m["status"] == "finished" and m["world_size"] == 2
+
+
 def test_a_preempted_launch_task_is_requeued_and_resumes_exactly(tmp_path: Path) -> None:
-    """submitit's preemption signal (USR2) on a local task mid-run: the task is requeued and
-    the run resumes from its last checkpoint; every evaluation is logged once."""
+    """submitit's preemption signal (USR2) on a local task mid-run: the run saves a checkpoint
+    at the signal (there is no periodic one), the task is requeued and resumes from it; every
+    row is logged once."""
     submitit = pytest.importorskip("submitit")
     import time
 
@@ -112,13 +134,13 @@ def test_a_preempted_launch_task_is_requeued_and_resumes_exactly(tmp_path: Path)
     spec = tmp_path / "one.exp"
     spec.write_text(GRID.format(steps=400, extra="").replace(
         "seed in [0, 1, 2, 3, 4, 5]", "seed in [0]").replace(
-        "eval_every = 400", "eval_every = 50; checkpoint_every = 10"))
+        "eval_every = 400", "eval_every = 50; checkpoint_every = 1000"))
     root = tmp_path / "runs"
     executor = submitit.AutoExecutor(folder=tmp_path / "launch", cluster="local")
     executor.update_parameters(timeout_min=20)
     job = executor.submit(Worker(["run", str(spec), "--store", str(root), "--quiet"]))
     deadline = time.time() + 300
-    while not list(root.glob("g/*/checkpoints/LATEST")):
+    while not [p for p in root.glob("g/*/metrics.jsonl") if p.stat().st_size]:
         assert time.time() < deadline and not job.done(), job.stderr()
         time.sleep(0.2)
     # SLURM signals the task itself (submitit's USR2); the local executor's controller does not
@@ -128,7 +150,8 @@ def test_a_preempted_launch_task_is_requeued_and_resumes_exactly(tmp_path: Path)
     os.kill(int(task), signal.SIGUSR2)
     assert job.result() == 0, job.stderr()
     log = (job.stdout() or "") + (job.stderr() or "")
-    assert "resumed at step" in log, log[-3000:]  # the requeued attempt (its own log)
+    resumed = re.search(r"resumed at step (\d+)", log)
+    assert resumed and 0 < int(resumed[1]) < 400, log[-3000:]  # the checkpoint of the signal
     [run] = [d for d in root.glob("g/*") if d.is_dir()]
     m = json.loads((run / "manifest.json").read_text())
     assert m["status"] == "finished" and m["step"] == 400

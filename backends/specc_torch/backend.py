@@ -59,6 +59,8 @@ class TorchRuntime:
             if precision == "fp16":
                 self.scaler = torch.amp.GradScaler("cuda")
         self._ddp = False
+        self.strategy = str(train.get("strategy") or "auto")
+        self.template: Any = None  # Note [Sharded checkpoints]: final/'s unsharded skeleton
 
     # -- placement
     @property
@@ -106,12 +108,26 @@ class TorchRuntime:
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.kind == "cuda" else "gloo")
 
+    @property
+    def sharded(self) -> bool:
+        """strategy = fsdp over several processes: FSDP2 shards parameters, gradients and
+        optimizer state (Note [Sharded checkpoints])."""
+        return self.strategy == "fsdp" and self.world > 1
+
     def wrap(self, model: Any, shapes: int = 1) -> Any:
-        """DDP when several processes run; torch.compile when the spec asks for it."""
+        """FSDP2 (strategy = fsdp) or DDP when several processes run; torch.compile when the
+        spec asks for it."""
         import torch
 
         model = model.to(self.device)
-        if self.world > 1:
+        if self.sharded:
+            from specc.runtime.checkpoint import skeleton
+            from specc_torch.fsdp import shard
+
+            if self.is_main:
+                self.template = skeleton(model)
+            model = shard(model, self.kind, self.world, self.precision)
+        elif self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             model = DistributedDataParallel(
@@ -211,10 +227,19 @@ class TorchRuntime:
         return state
 
     def host_model(self, model: Any) -> Any:
-        return model
+        """The model with whole tensors: gathered from every rank's shards when sharded (a
+        collective: every rank calls it; rank 0 gets the model, the others None)."""
+        if not self.sharded:
+            return model
+        from specc.runtime.checkpoint import filled, whole_state
+
+        state = whole_state(model)
+        return filled(self.template, state) if self.is_main else None
 
     # -- host readback
     def read(self, value: Any) -> float:
+        if hasattr(value, "full_tensor"):  # a DTensor (a norm over sharded gradients)
+            value = value.full_tensor()
         return float(value.item())
 
     def oom_types(self) -> tuple[type[BaseException], ...]:

@@ -58,9 +58,9 @@ TRAIN: Final[tuple[Param, ...]] = (
     P("devices", T.INT, "1", "devices per node (data parallel when > 1)", **_POS_INT),
     P("nodes", T.INT, "1", "machines the run spans, each running `specc run SPEC --rdzv "
       "HOST:PORT` (torchrun's c10d rendezvous; the store must be shared)", **_POS_INT),
-    P("strategy", T.Enum(("auto", "single", "ddp", "fsdp", "fsdp2")), "auto",
-      "how devices share work: ddp replicates the model; fsdp shards it (FSDPv2 on XLA); fsdp2 "
-      "asks for torch's fully_shard (not implemented yet)"),
+    P("strategy", T.Enum(("auto", "single", "ddp", "fsdp")), "auto",
+      "how devices share work: ddp replicates the model; fsdp shards parameters, gradients and "
+      "optimizer state (FSDP2's fully_shard per block on CPU/CUDA, FSDPv2 on XLA); auto is ddp"),
     P("shapes", T.Enum(("auto", "dynamic", "fixed", "buckets")), "auto",
       "sequence shapes: auto is dynamic on CPU/CUDA and fixed on XLA"),
     P("buckets", T.ListOf(T.INT), "[]",

@@ -3,16 +3,20 @@ submitit (Note [Launch]).
 
 Each experiment becomes one job array of workers that share its runs: a grid's runs are claimed
 one by one through their directories' locks (Note [Shared grids]), a search's trials through
-its Optuna storage (``specc worker``), a CBS race runs in one task. The workers run ``specc``
+its Optuna storage (``specc worker``), a CBS race runs in one task. An experiment whose runs
+span several nodes (``train.nodes``) is one job with a task per node, meeting at the job's first
+node (``Worker.rendezvous``). The workers run ``specc``
 itself in the job (``Worker``, pickled by submitit with cloudpickle), on the project's store,
 which must be on a filesystem every node sees. A preempted or timed-out task is requeued by
-submitit (``Checkpointable``); the requeued task resumes each unfinished run from its last
-checkpoint, cutting the metrics logged after it, so nothing is lost or logged twice.
+submitit: its signal (USR2 on SLURM) makes the run save a checkpoint at the next step and stop
+(``Interrupt``), then submitit requeues the task (``Worker.checkpoint``), which resumes from
+that checkpoint, cutting any metrics logged after it, so nothing is lost or logged twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,20 +24,31 @@ from typing import Any
 import attrs
 
 from specc.cli.main import EXIT_DIAG, EXIT_OK, EXIT_USAGE
+from specc.runtime.execute import EXIT_INTERRUPTED
 
 
 @attrs.define
 class Worker:
-    """One array task: ``specc ARGV`` in the job's process; requeued as it is."""
+    """One array task: ``specc ARGV`` in the job's process; requeued as it is. A task of a
+    multi-node job (``rendezvous``) adds ``--rdzv`` at the job's first node, so its tasks meet
+    there as the node ranks of each run (torchrun's c10d)."""
 
     argv: list[str]
+    rendezvous: bool = False
 
     def __call__(self) -> int:
         from specc.cli.main import main
 
-        code = main(self.argv)
+        argv = list(self.argv)
+        if self.rendezvous:
+            argv += ["--rdzv", rendezvous_endpoint()]
+        code = main(argv)
+        if code == EXIT_INTERRUPTED:
+            # preempted or timed out (USR2, TERM): the run saved a checkpoint at the signal and
+            # stopped; submitit's own handler, restored now, requeues this task, which resumes
+            signal.raise_signal(signal.SIGUSR2)
         if code not in (EXIT_OK,):
-            raise RuntimeError(f"specc {' '.join(self.argv)} exited {code}")
+            raise RuntimeError(f"specc {' '.join(argv)} exited {code}")
         return code
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
@@ -43,9 +58,29 @@ class Worker:
         return DelayedSubmission(self, *args, **kwargs)
 
 
+def rendezvous_endpoint() -> str:
+    """HOST:PORT of this job's rendezvous: its first node (this host under the local executor),
+    a port derived from the job's id (the same in every task of the job)."""
+    import zlib
+
+    import submitit
+
+    env = submitit.JobEnvironment()
+    host = "127.0.0.1" if env.cluster == "local" else env.hostnames[0]
+    job = str(env.job_id).split("_")[0]
+    return f"{host}:{29400 + zlib.crc32(job.encode()) % 1000}"
+
+
+def nodes_of(ep: Any) -> int:
+    """The nodes an experiment's runs span (its first run's ``train.nodes``)."""
+    first = next(iter(ep.runs()), None)
+    return int(first.config["train"].get("nodes") or 1) if first is not None else 1
+
+
 def plan_tasks(result: Any, args: argparse.Namespace, store: Path) -> list[tuple[str, list[
         list[str]]]]:
-    """Per experiment: the argv of each of its array tasks."""
+    """Per experiment: the argv of each of its array tasks. A multi-node experiment is one
+    job whose tasks are its nodes (each runs every run, as one node rank)."""
     common = ["--store", str(store), "--quiet"]
     if args.profile:
         common += ["--profile", args.profile]
@@ -63,7 +98,7 @@ def plan_tasks(result: Any, args: argparse.Namespace, store: Path) -> list[tuple
             if args.storage:
                 argv += ["--storage", args.storage]
             n = args.workers or 1
-        elif exp.sweep is not None and exp.sweep.kind == "cbs":
+        elif nodes_of(ep) > 1 or (exp.sweep is not None and exp.sweep.kind == "cbs"):
             argv, n = ["run", spec, "--experiment", exp.name, *common], 1
         else:
             argv = ["run", spec, "--experiment", exp.name, *common]
@@ -94,11 +129,23 @@ def cmd_launch(args: argparse.Namespace) -> int:
         params = {k: v for k, v in params.items() if v is not None}
     executor.update_parameters(**params)
     tasks = plan_tasks(result, args, store)
+    nodes = {ep.experiment.name: nodes_of(ep) for ep in result.plan.experiments}
     if not tasks:
         sys.stderr.write("specc: error: nothing to launch (check --experiment)\n")
         return EXIT_USAGE
     jobs = []
     for name, argvs in tasks:
+        if nodes[name] > 1:  # one job, one task per node (node ranks on this host when local)
+            executor.update_parameters(**({"tasks_per_node": nodes[name]}
+                                          if args.executor == "local" else
+                                          {"nodes": nodes[name], "tasks_per_node": 1}))
+            submitted = [executor.submit(Worker(argvs[0], rendezvous=True))]
+            executor.update_parameters(**({"tasks_per_node": 1} if args.executor == "local"
+                                          else {"nodes": 1, "tasks_per_node": 1}))
+            print(f"experiment {name}: one job of {nodes[name]} nodes ({submitted[0].job_id}); "
+                  f"logs in {folder}")
+            jobs += submitted
+            continue
         with executor.batch():  # one job array per experiment
             submitted = [executor.submit(Worker(a)) for a in argvs]
         ids = ", ".join(j.job_id for j in submitted)
@@ -110,7 +157,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     failed = 0
     for job in jobs:
         try:
-            job.result()
+            job.results()  # every task (a multi-node job has one per node)
         except Exception as exc:  # noqa: BLE001 - a task's failure is reported, not raised
             failed += 1
             sys.stderr.write(f"task {job.job_id} failed: {str(exc).splitlines()[-1][:300]}\n")

@@ -21,13 +21,7 @@ _CHECKS: tuple[tuple[str, str, Callable[[Capabilities], tuple[str, ...]]], ...] 
 _HELP = {
     ("xla", "train.shapes"): "XLA compiles one graph per shape: use shapes = fixed or buckets",
     ("xla", "train.attention"): "use attention = sdpa (flash kernels are CUDA-only)",
-    ("xla", "train.strategy"): "FSDP2 (torch's fully_shard) does not run on XLA; use strategy = "
-                               "fsdp, which lowers to FSDPv2 (SPMD sharding) there",
     ("cpu", "train.precision"): "fp16 autocast is CUDA-only; use bf16 or fp32 on the CPU",
-    ("cpu", "train.strategy"): "sharded training (FSDP2) is not implemented on the torch "
-                               "backend yet; use strategy = ddp, or fsdp on XLA",
-    ("cuda", "train.strategy"): "sharded training (FSDP2) is not implemented on the torch "
-                                "backend yet; use strategy = ddp, or fsdp on XLA",
     ("xla", "train.compile"): "XLA always compiles the step; remove `compile = true`",
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from typing import Any
 import attrs
 
 from specc.compiler import ir
+from specc.compiler.run_hash import config_hash
 
 _OPS = ir.OPERATORS
 _SHORT_TASKS = {"arithmetic": 6, "sequence": 10, "lcm": 6, "linear_fn": 10, "compositional": 8}
@@ -301,14 +301,6 @@ def _cbs_budgets(sweep: ir.Sweep) -> tuple[dict[int, int], int | None]:
             if isinstance(batch, int) and isinstance(const(t), (int, float)):
                 budgets[batch] = max(budgets.get(batch, 0), int(const(t)))
     return budgets, most
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """Note [Run hash]: the hash of what a run computes; how it is reported and tracked is left
-    out, so adding a tracker or a plot never trains a run again."""
-    hashed = {k: v for k, v in config.items() if k not in ("report", "trackers")}
-    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _dynamic(v: ir.Value) -> bool:

@@ -41,6 +41,20 @@ class CircuitStatistic:
     value: Callable[[Any, Any, dict[str, Any]], dict[str, float]]
 
 
+def stop_when(cond: Any, values: dict[str, float]) -> bool:
+    """Whether ``train.stop_when`` (``loss <= 2.0``: a metric, an operator, a number) holds
+    for an evaluation's ``values``; false when the metric is not among them."""
+    if not isinstance(cond, dict) or "op" not in cond:
+        return False
+    left, right = cond["args"]
+    key = metric_key(left) if isinstance(left, dict) else None
+    if key is None or key not in values or not isinstance(right, (int, float)):
+        return False
+    v = values[key]
+    return bool({"<": v < right, "<=": v <= right, ">": v > right, ">=": v >= right,
+                 "==": v == right, "!=": v != right}[cond["op"]])
+
+
 def metric_key(cfg: dict[str, Any]) -> str:
     name = str(cfg["component"])
     split = split_of(cfg)

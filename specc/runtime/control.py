@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,22 +44,29 @@ def stage(what: str, span: Span | None) -> Iterator[None]:
 class Interrupt:
     """Ctrl-C, SIGTERM (how clusters preempt) or SIGUSR1 (SLURM's `--signal=USR1@90` warning
     before a time limit) asks the loop to stop after saving a checkpoint, exiting 130 so a job
-    script can requeue it; a second one stops at once. Under `specc launch`, submitit's own
-    signal (USR2) requeues the task, which resumes from the last checkpoint."""
+    script can requeue it; a second one stops at once. SIGUSR2 (submitit's preemption and
+    time-limit signal) does the same; under `specc launch` the task is then requeued. The same
+    signal again within ``REPEAT_S`` seconds is not a second one: under torchrun a rank gets a
+    cluster's signal both from the cluster and forwarded by torchrun's agent."""
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+    REPEAT_S = 3.0
 
     def __init__(self) -> None:
         self.requested = False
         self.signal: str | None = None
+        self._at = 0.0
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupt:
         def handler(signum: int, frame: Any) -> None:
+            name = signal.Signals(signum).name
             if self.requested:
+                if name == self.signal and time.monotonic() - self._at < self.REPEAT_S:
+                    return
                 raise KeyboardInterrupt
             self.requested = True
-            self.signal = signal.Signals(signum).name
+            self.signal, self._at = name, time.monotonic()
 
         if threading.current_thread() is threading.main_thread():  # signals: main only
             for sig in self.SIGNALS:

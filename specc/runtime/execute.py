@@ -187,7 +187,7 @@ class Runner:
         else:
             where = [f"--nnodes={nodes}", "--rdzv-backend=c10d",
                      f"--rdzv-endpoint={self.opts.rdzv}", f"--rdzv-id={run.hash}"]
-        cmd = [sys.executable, "-m", "torch.distributed.run", *where,
+        cmd = [sys.executable, "-m", "specc.runtime.torchrun", *where,
                f"--nproc_per_node={devices}", "-m", "specc.cli.main", "run", str(self.spec),
                "--experiment", exp.name, "--root", str(self.root), "--quiet"]
         if self.opts.profile:
@@ -199,7 +199,12 @@ class Runner:
         self.say(f"  {run.name} ({run.hash}): {devices} processes under torchrun"
                  + (f", one node of {nodes} (rendezvous {self.opts.rdzv})" if nodes > 1 else ""))
         env = dict(os.environ, SPECC_ONLY_RUN=run.hash, OMP_NUM_THREADS="1")
-        return subprocess.run(cmd, env=env).returncode
+        from specc.runtime.control import Interrupt
+
+        # A signal reaches the ranks (the terminal's or the cluster's process group); this
+        # process waits for them to save their checkpoint instead of dying first.
+        with Interrupt():
+            return subprocess.run(cmd, env=env).returncode
 
     def train(self, exp: ir.Experiment, run: Run, path: Path, manifest: dict[str, Any] | None,
               backend: Any) -> int:
@@ -324,7 +329,7 @@ class Runner:
         except RunStopped as exc:
             code = {"interrupted": EXIT_INTERRUPTED, "pruned": EXIT_OK}.get(exc.status,
                                                                           EXIT_FAILED)
-            if exc.status != "pruned":
+            if exc.status != "pruned" and (runtime.is_main or exc.status != "interrupted"):
                 self.error(exc.reason, exp.span if exc.status == "failed" else None,
                            code="run-" + exc.status)
             return exc.status, exc.reason, code, {}

@@ -22,7 +22,7 @@ from specc.components import metrics as M
 from specc.components import models, policies
 from specc.components.vocab import build_vocab
 from specc.diagnostics import Span
-from specc.runtime import memory, plugins
+from specc.runtime import checkpoint, memory, plugins
 from specc.runtime.circuit_watch import CircuitWatch
 from specc.runtime.control import Interrupt, RunStopped, StageError, stage
 from specc.runtime.open_components import OpenComponents, batch_rows
@@ -31,7 +31,6 @@ from specc.store.files import (
     DiskFull,
     confined,
     is_disk_full,
-    verify_checksums,
     write_checksums,
 )
 from specc.store.runs import MetricsLog
@@ -231,30 +230,47 @@ class Trainer(OpenComponents):
     def save_checkpoint(self) -> None:
         """``checkpoints/step-N``: state.pt (tensors and plain values only, loaded with
         ``weights_only=True``) and checksums.json, written to a temporary folder and renamed;
-        the last two are kept. A full disk is a clear error and leaves the previous ones."""
+        the last two are kept. A full disk is a clear error and leaves the previous ones. A
+        sharded run's ranks write their shards beside it (Note [Sharded checkpoints])."""
         import torch
 
-        if not self.rt.is_main:
+        is_sharded = getattr(self.rt, "sharded", False)
+        pending = self._pending_window()  # a collective with several processes
+        if not self.rt.is_main and not is_sharded:
             return
         root = self._ckpt_root()
         name = f"step-{self.step:08d}"
         tmp = root / f".tmp-{name}"
-        state = self.rt.host({
+        state: dict[str, Any] = {
             "step": self.step, "tokens": self.tokens,
-            "model": self.model_raw.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "ewa": self.ewa,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-            "elapsed": time.time() - self.started,
-        })
+            "elapsed": time.time() - self.started, "window": pending,
+        }
+        if is_sharded:
+            state["sharded"] = checkpoint.FORMAT
+        else:
+            state.update(model=self.model_raw.state_dict(), optimizer=self.opt.state_dict(),
+                         ewa=self.ewa)
+        state = self.rt.host(state)
+        names = ["state.pt"]
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
+            if self.rt.is_main:
+                root.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir()
+            if is_sharded:
+                self.rt.barrier()
+                checkpoint.save(tmp / checkpoint.SHARDS, self.model_raw, self.opt,
+                                self._ewa_state())
+                self.rt.barrier()
+                if not self.rt.is_main:
+                    self._last_ckpt_time = time.time()
+                    return
+                names += checkpoint.files(tmp / checkpoint.SHARDS)
             torch.save(state, tmp / "state.pt")
-            write_checksums(tmp, ["state.pt"], {"format": 1, "step": self.step,
-                                                "tokens": self.tokens})
+            write_checksums(tmp, names, {"format": 1, "step": self.step,
+                                         "tokens": self.tokens})
             final = root / name
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
@@ -272,19 +288,39 @@ class Trainer(OpenComponents):
         for old in sorted(root.glob("step-*"))[:-2]:  # keep the last two
             shutil.rmtree(old, ignore_errors=True)
 
+    def _pending_window(self) -> dict[str, Any] | None:
+        """The training loss summed since the last training row over every rank, and its
+        label count: kept in a checkpoint, so the resumed run's next row covers the same
+        steps (nothing lost or counted twice)."""
+        if self.window is None:
+            return None
+        parts = self.window if self.generic else (self.window,)
+        return {"sums": [self.rt.read(self.rt.all_sum(p.clone())) for p in parts],
+                "labels": self.window_labels}
+
+    def _ewa_state(self) -> dict[str, Any]:
+        return checkpoint.ewa_state([n for n, _ in self.named], self.ewa)
+
     def resume(self) -> bool:
         """Load the newest checkpoint that verifies; metrics logged after it are cut (they will
         be redone). A damaged one (checksum, truncation, a tampered pickle) is reported, set
         aside as ``damaged-step-N`` and the previous kept one is used."""
         for ckpt in self.checkpoints():
             try:
-                state = self._load_state(ckpt)
+                state = checkpoint.read_state(ckpt)
             except ValueError as exc:
                 self._warn(f"checkpoint {ckpt} is damaged: {exc}; using the previous one")
                 if self.rt.is_main:
                     os.replace(ckpt, ckpt.with_name("damaged-" + ckpt.name))
                 continue
-            self._apply_state(state)
+            try:
+                self._apply_state(state, ckpt)
+            except ValueError as exc:  # shards that do not load: every rank sees the same
+                self._warn(f"checkpoint {ckpt} does not load: {exc}; using the previous one")
+                self.rt.barrier()
+                if self.rt.is_main:
+                    os.replace(ckpt, ckpt.with_name("damaged-" + ckpt.name))
+                continue
             if self.rt.is_main:
                 self.log.truncate_after(self.step)
             return True
@@ -292,32 +328,25 @@ class Trainer(OpenComponents):
             self.log.truncate_after(0)
         return False
 
-    @staticmethod
-    def _load_state(ckpt: Path) -> dict[str, Any]:
-        import pickle
-
+    def _apply_state(self, state: dict[str, Any], ckpt: Path) -> None:
         import torch
 
-        if (ckpt / "checksums.json").exists():
-            verify_checksums(ckpt)
-        # Checkpoints written before checksums existed are still loaded; weights_only=True
-        # keeps even a tampered one from running code.
-        try:
-            state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
-                KeyError, TypeError) as exc:
-            raise ValueError(f"state.pt does not load ({str(exc).splitlines()[0][:200]})") \
-                from exc
-        if not isinstance(state, dict) or not {"model", "optimizer", "step"} <= state.keys():
-            raise ValueError("state.pt is not a specc checkpoint")
-        return state
-
-    def _apply_state(self, state: dict[str, Any]) -> None:
-        import torch
-
-        self.model_raw.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.ewa = {d: [t.to(self.rt.device) for t in ts] for d, ts in state["ewa"].items()}
+        if state.get("sharded"):  # Note [Sharded checkpoints]: shards, at any world size
+            checkpoint.load(ckpt / checkpoint.SHARDS, self.model_raw, self.opt, self._ewa_state())
+        elif getattr(self.rt, "sharded", False):  # whole tensors into a sharded run
+            checkpoint.load_whole(self.model_raw, self.opt, self.named, state["model"],
+                               state["optimizer"])
+            self.ewa = {d: [checkpoint.place_like(t, p) for t, (_, p) in zip(ts, self.named,
+                                                                          strict=True)]
+                        for d, ts in state["ewa"].items()}
+        else:
+            self.model_raw.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.ewa = {d: [t.to(self.rt.device) for t in ts] for d, ts in state["ewa"].items()}
+        if pending := state.get("window"):  # rank 0 holds the sum; all_sum adds the rest
+            sums = [self.rt.zero() + (v if self.rt.is_main else 0.0) for v in pending["sums"]]
+            self.window = tuple(sums) if self.generic else sums[0]
+            self.window_labels = int(pending["labels"])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -328,6 +357,7 @@ class Trainer(OpenComponents):
     feed: Any = None  # the runtime's feed: get(step) -> the batch on the device; close()
     last_train_loss: float | None = None  # none before the first step (evaluation only)
     window: Any = None  # the summed token loss since the last log, on the device
+    window_labels = 0  # the labels (items) the window sums over
     grad_norm: Any = None  # the last step's gradient norm (before clipping), on the device
 
     def _batch(self, step: int) -> dict[str, Any]:
@@ -472,24 +502,14 @@ class Trainer(OpenComponents):
             saved = [p.detach().clone() for _, p in self.named]
             for (_, p), s in zip(self.named, shadow, strict=True):
                 p.copy_(s.to(p.dtype))
+            checkpoint.reshard(self.model_raw)  # no gathered copy of the old values stays in use
             try:
                 yield
             finally:
                 for (_, p), s in zip(self.named, saved, strict=True):
                     p.copy_(s)
+                checkpoint.reshard(self.model_raw)
                 self.rt.boundary()  # the restore is its own graph, not part of the next one
-
-    def _stop_condition(self, values: dict[str, float]) -> bool:
-        cond = self.train.get("stop_when")
-        if not isinstance(cond, dict) or "op" not in cond:
-            return False
-        left, right = cond["args"]
-        key = M.metric_key(left) if isinstance(left, dict) else None
-        if key is None or key not in values or not isinstance(right, (int, float)):
-            return False
-        v = values[key]
-        return bool({"<": v < right, "<=": v <= right, ">": v > right, ">=": v >= right,
-                     "==": v == right, "!=": v != right}[cond["op"]])
 
     # ------------------------------------------------------------ the loop
     def run(self, interrupt: Interrupt) -> dict[str, Any]:
@@ -499,7 +519,7 @@ class Trainer(OpenComponents):
         bar = Progress(self.progress if self.rt.is_main else "none", self.total, self.step,
                        "items" if self.generic else "tok")
         token_budget = self.train.get("tokens")
-        log_every = int(self.train.get("log_every") or 10)
+        log_every = self.log_every = int(self.train.get("log_every") or 10)
         self.feed = self.rt.feed(self._batch, self.step)
         try:
             return self._loop(interrupt, bar, log_every, token_budget)
@@ -510,23 +530,22 @@ class Trainer(OpenComponents):
 
     def _loop(self, interrupt: Interrupt, bar: Progress, log_every: int,
               token_budget: Any) -> dict[str, Any]:
-        window_tokens: int | None = None
         last_row: dict[str, Any] = {}
         last_log = time.time()
         tokens_at_log = self.tokens
         while self.step < self.total or (token_budget is not None
                                          and self.tokens < int(token_budget)):
-            if interrupt.requested:
+            if self._stop_asked(interrupt):
                 self.save_checkpoint()
                 raise RunStopped("interrupted", f"interrupted ({interrupt.signal}) at step "
                                  f"{self.step} (a checkpoint was saved; run again to resume)")
-            window_tokens = self.step_once() + (window_tokens or 0)
+            self.window_labels += self.step_once()
             budget_done = token_budget is not None and self.tokens >= int(token_budget)
             eval_now = (self.step % self.eval_every == 0 or self.step == self.total
                         or budget_done)
             if self.step % log_every == 0 or eval_now:
-                train_loss = self.read_train_loss(window_tokens)
-                window_tokens = None
+                train_loss = self.read_train_loss(self.window_labels)
+                self.window_labels = 0
                 now = time.time()
                 tps = (self.tokens - tokens_at_log) / max(now - last_log, 1e-9)
                 last_log, tokens_at_log = now, self.tokens
@@ -535,11 +554,24 @@ class Trainer(OpenComponents):
             if eval_now:
                 values = self.evaluate()
                 last_row = self.record(values)
-                if self._stop_condition(values) or budget_done:
+                if M.stop_when(self.train.get("stop_when"), values) or budget_done:
                     break
             if self.step < self.total and self._checkpoint_due():
                 self.save_checkpoint()
         return last_row
+
+    def _stop_asked(self, interrupt: Interrupt) -> bool:
+        """Whether a signal asks the run to stop here. Every rank must stop at the same step
+        (a sharded checkpoint is a collective), so several processes agree at log boundaries,
+        one all-reduce each; one process stops at the next step."""
+        return self._agreed(interrupt.requested)
+
+    def _agreed(self, flag: bool) -> bool:
+        """A host decision every rank takes at the same step: as is with one process, else
+        at log boundaries, true when any rank's flag is."""
+        if self.rt.world == 1 or self.step % self.log_every:
+            return flag if self.rt.world == 1 else False
+        return self.rt.read(self.rt.all_sum(self.rt.zero() + float(flag))) > 0
 
     # ------------------------------------------------------------ the public interface
     # Note [One training loop]: `run` above and the strategies that drive runs themselves (a CBS
@@ -621,8 +653,8 @@ class Trainer(OpenComponents):
                 summed, weight = self.objective(self.model, b)[:2]
                 loss = summed.float() / weight
                 loss.backward()
-                total += float(sum((p.grad.float() ** 2).sum() for p in self.trainable
-                                   if p.grad is not None))
+                sq = [(p.grad.float() ** 2).sum() for p in self.trainable if p.grad is not None]
+                total += self.rt.read(sum(sq)) if sq else 0.0
         self.opt.zero_grad(set_to_none=True)
         return total / draws
 
@@ -630,16 +662,16 @@ class Trainer(OpenComponents):
         """Note [Checkpoint schedule]; after the step's evaluation row, which it then covers."""
         if self.ckpt_every:
             return self.step % self.ckpt_every == 0
-        return time.time() - self._last_ckpt_time >= CHECKPOINT_SECONDS
+        return self._agreed(time.time() - self._last_ckpt_time >= CHECKPOINT_SECONDS)
 
     def save_final(self) -> None:
         """final/model in Hugging Face format (adapters merged) and final/adapter in peft's."""
+        model = self.rt.host_model(self.model_raw)  # a collective when sharded
         if not self.rt.is_main:
             return
         final = self.path / "final"
         tmp = self.path / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        model = self.rt.host_model(self.model_raw)
         if hasattr(model, "peft_config"):
             model.save_pretrained(str(tmp / "adapter"))
             import copy
