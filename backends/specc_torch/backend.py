@@ -121,8 +121,7 @@ class TorchRuntime:
 
         model = model.to(self.device)
         if self.sharded:
-            from specc.runtime.checkpoint import skeleton
-            from specc_torch.fsdp import shard
+            from specc_torch.fsdp import shard, skeleton
 
             if self.is_main:
                 self.template = skeleton(model)
@@ -231,7 +230,7 @@ class TorchRuntime:
         collective: every rank calls it; rank 0 gets the model, the others None)."""
         if not self.sharded:
             return model
-        from specc.runtime.checkpoint import filled, whole_state
+        from specc_torch.fsdp import filled, whole_state
 
         state = whole_state(model)
         return filled(self.template, state) if self.is_main else None

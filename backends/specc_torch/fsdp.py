@@ -47,3 +47,42 @@ def shard(model: Any, kind: str, world: int, precision: str) -> Any:
         fully_shard(block, mesh=mesh, mp_policy=policy)
     fully_shard(model, mesh=mesh, mp_policy=policy)
     return model
+
+
+def whole_state(model: Any) -> dict[str, Any]:
+    """The model's state with every tensor whole, on the host of rank 0 (empty elsewhere); a
+    collective."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
+                                                                cpu_offload=True))
+
+
+def skeleton(model: Any) -> Any:
+    """A copy of ``model`` whose parameters take no memory (meta tensors), buffers kept: what
+    ``whole_state`` fills in to give an unsharded model for ``final/``."""
+    import copy
+
+    import torch
+
+    params = {id(p): p for p in model.parameters()}
+    memo = {pid: torch.nn.Parameter(torch.empty_like(p, device="meta"),
+                                    requires_grad=p.requires_grad)
+            for pid, p in params.items()}
+    return copy.deepcopy(model, memo=dict(memo))
+
+
+def filled(template: Any, state: dict[str, Any]) -> Any:
+    """``template`` (a ``skeleton``) with the whole ``state`` assigned; tied weights re-tied."""
+    missing, unexpected = template.load_state_dict(state, strict=False, assign=True)
+    tie = getattr(template, "tie_weights", None)
+    if tie is None and hasattr(template, "get_base_model"):
+        tie = getattr(template.get_base_model(), "tie_weights", None)
+    if tie is not None:
+        tie()
+    still = [n for n, p in template.named_parameters() if p.is_meta]
+    if still or unexpected:
+        raise RuntimeError(f"the gathered model state does not fit the model (missing "
+                           f"{still[:5]}, unexpected {list(unexpected)[:5]})")
+    del missing
+    return template

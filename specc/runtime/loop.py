@@ -295,7 +295,8 @@ class Trainer(OpenComponents):
         if self.window is None:
             return None
         parts = self.window if self.generic else (self.window,)
-        return {"sums": [self.rt.read(self.rt.all_sum(p.clone())) for p in parts],
+        return {"sums": [self.rt.read(self.rt.all_sum(p.clone() if self.rt.world > 1 else p))
+                         for p in parts],
                 "labels": self.window_labels}
 
     def _ewa_state(self) -> dict[str, Any]:
@@ -344,7 +345,8 @@ class Trainer(OpenComponents):
             self.opt.load_state_dict(state["optimizer"])
             self.ewa = {d: [t.to(self.rt.device) for t in ts] for d, ts in state["ewa"].items()}
         if pending := state.get("window"):  # rank 0 holds the sum; all_sum adds the rest
-            sums = [self.rt.zero() + (v if self.rt.is_main else 0.0) for v in pending["sums"]]
+            sums = [torch.tensor(v if self.rt.is_main else 0.0).to(self.rt.device)  # uploaded
+                    for v in pending["sums"]]
             self.window = tuple(sums) if self.generic else sums[0]
             self.window_labels = int(pending["labels"])
         torch.set_rng_state(state["rng"]["torch"])
