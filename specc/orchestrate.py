@@ -169,10 +169,15 @@ class Orchestrator:
         exp = ep.experiment
         if ep.strategy == "optuna":
             return self.run_search(exp)
-        if ep.strategy == "cbs":
+        if ep.strategy == "cbs":  # Note [Shared CBS]: races are claimed like a grid's runs
             from specc.sweeps.cbs import run_cbs
 
-            return run_cbs(self.runner, exp)
+            workers = self.runner.opts.workers or _int_setting(exp, "workers", 1)
+            if workers > 1 and not os.environ.get("SPECC_GRID_WORKER"):
+                code = self.run_grid_workers(exp, workers)
+                if code != EXIT_OK:
+                    return code
+            return run_cbs(self.runner, exp)  # after workers: read back, the table printed
         count = ep.count
         limit = self.runner.opts.max_runs or MAX_RUNS
         if count > limit:

@@ -95,7 +95,8 @@ def test_tiny_cbs_sweep_end_to_end(tmp_path: Path) -> None:
     import specc
 
     planned = {r.hash for r in specc.plan(spec).plan.runs()}  # type: ignore[union-attr]
-    stored = {d.name for d in (root / "cbs_small").iterdir() if d.is_dir()}
+    stored = {d.name for d in (root / "cbs_small").iterdir()
+              if d.is_dir() and not d.name.startswith(".")}  # .cbs: the races' claims
     assert stored == planned
     for r in out["results"]:
         steps = {row["batch"]: row["steps"] for row in r["table"]}
@@ -108,6 +109,46 @@ def test_tiny_cbs_sweep_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "report"
     assert main(["report", str(spec), "--root", str(root), "--out", str(report)]) == 0
     assert (report / "cbs_small_cbs.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_two_processes_share_a_cbs_sweep_race_by_race(tmp_path: Path) -> None:
+    """Note [Shared CBS]: two `specc run`s on one store split the races (each batch size raced
+    by one process, every run trained once) and both write one process's cbs.json."""
+    import os
+    import subprocess
+    import sys
+
+    from specc.store.runs import MetricsLog, read_manifest
+
+    spec = tmp_path / "cbs.exp"
+    spec.write_text(SPEC)
+    alone, root = tmp_path / "alone", tmp_path / "runs"
+    cmd = [sys.executable, "-m", "specc.cli.main", "run", str(spec), "--root"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # the same arithmetic in every process
+    subprocess.run([*cmd, str(alone), "--quiet"], env=env, check=True)
+    cmd.append(str(root))
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    by_race: dict[int, set[int]] = {}
+    for d in (root / "cbs_small").iterdir():
+        m = read_manifest(d)
+        if m is None:
+            continue
+        by_race.setdefault(m["config"]["train"]["batch"], set()).add(m["pid"])
+        steps = [r["step"] for r in MetricsLog(d / "metrics.jsonl").rows()]
+        assert steps == sorted(set(steps)), "a run's rows are logged once"
+    assert sorted(by_race) == [4, 8, 16, 32]
+    assert all(len(pids) == 1 for pids in by_race.values()), "one process per race"
+    assert set().union(*by_race.values()) == {p.pid for p in procs}, "both processes raced"
+    assert any("another process is racing it" in o for o, _ in outs)
+    want = json.loads((alone / "cbs_small" / "cbs.json").read_text())
+    got = json.loads((root / "cbs_small" / "cbs.json").read_text())
+    assert got["results"] == want["results"]
+    assert got["tokens_spent"] == want["tokens_spent"]
+    assert got["gradient_noise_scale"] == want["gradient_noise_scale"]
 
 
 GRID = """experiment g {

@@ -366,6 +366,22 @@ def test_a_file_that_is_not_utf8_is_a_located_diagnostic(tmp_path: Path) -> None
     assert fmt.returncode == 1 and "[source-not-utf8]" in fmt.stderr
 
 
+def test_a_nul_character_is_a_located_diagnostic_not_a_crash(tmp_path: Path) -> None:
+    """Found by the mutation property test: a NUL inside an import's path (or a data path)
+    reached the OS, which raised ValueError (an internal error)."""
+    for data in (b'import "\x00t.exp"\nexperiment e { model m = gpt2(vocab = bytes) }\n',
+                 b'experiment e {\n  model m = gpt2(vocab = bytes)\n'
+                 b'  data d = text_files("\x00c/*.txt", tokenizer = bytes)\n}\n'):
+        (tmp_path / "a.exp").write_bytes(data)
+        [d] = specc.check(tmp_path / "a.exp")
+        line = data.split(b"\x00")[0].count(b"\n") + 1
+        assert d.code == "syntax-unexpected-char" and d.span.line == line, d
+        run = subprocess.run([sys.executable, "-m", "specc.cli.main", "run",
+                              str(tmp_path / "a.exp"), "--root", str(tmp_path / "runs")],
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+
+
 def test_a_device_or_a_huge_file_is_refused(tmp_path: Path) -> None:
     [d] = specc.check(Path("/dev/zero"))
     assert d.code == "not-a-file"

@@ -91,6 +91,8 @@ CBS: Final[tuple[Param, ...]] = (
     P("max_tokens", T.INT, REQUIRED, "token budget per run", **_POS_INT),
     P("fit", T.Enum(("inverse", "free_exponent")), "inverse", "S(B) = a + b/B, or b/B^c"),
     P("retry", T.Kind("retry"), "retries()", "how failed runs are retried"),
+    P("workers", T.INT, "1", "local `specc run` processes sharing the races (each raced once)",
+      **_POS_INT),
 )
 
 OPTUNA: Final[tuple[Param, ...]] = (

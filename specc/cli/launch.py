@@ -1,14 +1,14 @@
 """``specc launch SPEC --executor slurm|local``: a spec's sweeps handed to a cluster through
 submitit (Note [Launch]).
 
-Each experiment becomes one job array of workers that share its runs: a grid's runs are claimed
+Each experiment becomes one job array of workers that share its work: a grid's runs are claimed
 one by one through their directories' locks (Note [Shared grids]), a search's trials through
-its Optuna storage (``specc worker``), a CBS race runs in one task. An experiment whose runs
-span several nodes (``train.nodes``) is one job with a task per node, meeting at the job's first
-node (``Worker.rendezvous``). The workers run ``specc``
-itself in the job (``Worker``, pickled by submitit with cloudpickle), on the project's store,
-which must be on a filesystem every node sees. A preempted or timed-out task is requeued by
-submitit: its signal (USR2 on SLURM) makes the run save a checkpoint at the next step and stop
+its Optuna storage (``specc worker``), a CBS sweep's races through their locks (Note [Shared
+CBS]). An experiment whose runs span several nodes (``train.nodes``) is one job with a task per
+node, meeting at the job's first node (``Worker.rendezvous``). The workers run ``specc`` itself
+in the job (``Worker``, pickled by submitit with cloudpickle), on the project's store, which
+must be on a filesystem every node sees. A preempted or timed-out task is requeued by submitit:
+its signal (USR2 on SLURM) makes the run save a checkpoint at the next step and stop
 (``Interrupt``), then submitit requeues the task (``Worker.checkpoint``), which resumes from
 that checkpoint, cutting any metrics logged after it, so nothing is lost or logged twice.
 """
@@ -98,11 +98,14 @@ def plan_tasks(result: Any, args: argparse.Namespace, store: Path) -> list[tuple
             if args.storage:
                 argv += ["--storage", args.storage]
             n = args.workers or 1
-        elif nodes_of(ep) > 1 or (exp.sweep is not None and exp.sweep.kind == "cbs"):
+        elif nodes_of(ep) > 1:  # one job; its tasks are the nodes
             argv, n = ["run", spec, "--experiment", exp.name, *common], 1
-        else:
+        else:  # a grid's runs or a CBS sweep's races, shared by the tasks
             argv = ["run", spec, "--experiment", exp.name, *common]
-            n = min(args.workers or 1, ep.count)
+            units = ep.count
+            if exp.sweep is not None and exp.sweep.kind == "cbs":  # one race per batch size
+                units = sum(len(a.values) for a in exp.sweep.axes if a.path == "train.batch")
+            n = min(args.workers or 1, units)
         out.append((exp.name, [list(argv) for _ in range(n)]))
     return out
 

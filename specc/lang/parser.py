@@ -286,6 +286,11 @@ def parse_text(text: str, file: str = "<input>") -> tuple[S.Module | None, list[
     """Parse one file's text; returns the module (None on syntax errors) and the diagnostics."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+    nul = text.find("\x00")
+    if nul >= 0:  # no path, name or number holds one, and the OS refuses paths with one
+        line, start = text.count("\n", 0, nul) + 1, text.rfind("\n", 0, nul) + 1
+        return None, [dg.make("syntax-unexpected-char", _point(file, line, nul - start + 1),
+                              char="\x00", help="a NUL character (is this a text file?)")]
     lark = _lark()
     comments: list[S.Comment] = []
     diags: list[dg.Diagnostic] = []

@@ -4,12 +4,23 @@ For each batch size B the learning-rate candidates train in lockstep, evaluated 
 weights) on the held-out set; the first to reach the hardest target wins and the others stop,
 which gives S(B), the steps to target. Targets come from reference runs (``loss_at``) or are
 given. Then S(B) = a + b/B is fitted and B* found by the overhead rule (cbs_fit.py).
+
+Note [Shared CBS]: a race is the unit of shared work (its learning rates stop together, so it
+cannot be split). Each race is claimed through a lock in the store (``.cbs/batch-B``), so any
+number of `specc run` processes on one store (`workers = N`, other terminals, other machines on
+a shared filesystem) train each race once: the reference races first (every process needs their
+targets, so the others wait for them), then every other batch size, a busy one passed over and
+waited for at the end (taken over, from its start, if its process died). Finished, stopped and
+failed runs are read back from the store, so every process writes the same cbs.json; the
+gradient noise scale is measured by the process that trained the reference race and stored in
+the run it measured (noise_scale.json).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +30,8 @@ from specc.compiler.plan import RunMaker
 from specc.runtime.loop import RunStopped, Trainer
 from specc.store.runs import MetricsLog, now, read_manifest, run_dir, write_manifest
 from specc.sweeps import cbs_fit
+
+NOISE = "noise_scale.json"
 
 
 def _const(v: ir.Value | None) -> Any:
@@ -33,6 +46,7 @@ class Race:
         self.histories: dict[float, list[dict[str, Any]]] = {}
         self.trainers: dict[float, Trainer] = {}
         self.failed: dict[float, str] = {}
+        self.paths: dict[float, Path] = {}
         self.tokens = 0
         self.max_tokens = max_tokens
         for lr in lrs:
@@ -42,10 +56,14 @@ class Race:
             run = ctx.maker.make(binding)  # Note [One way to make a run]
             config, h = run.config, run.hash
             assert config["train"]["tokens"] == max_tokens, (config["train"], max_tokens)
-            path = run_dir(ctx.root, ctx.exp.name, h)
+            path = self.paths[lr] = run_dir(ctx.root, ctx.exp.name, h)
             manifest = read_manifest(path)
-            if manifest and manifest.get("status") in ("finished", "stopped"):
+            if manifest and manifest.get("status") in ("finished", "stopped", "failed"):
+                # done before, here or by another process (Note [Shared CBS])
                 self.histories[lr] = MetricsLog(path / "metrics.jsonl").rows()
+                self.tokens += int(manifest.get("tokens") or 0)
+                if manifest["status"] == "failed":
+                    self.failed[lr] = str(manifest.get("reason"))
                 continue
             tr = Trainer(config, path, ctx.runtime(config), spans={}, base_dir=ctx.base,
                          store_root=ctx.root, progress=False)
@@ -55,7 +73,8 @@ class Race:
                 tr.log.truncate_after(0)
             write_manifest(path, {"experiment": ctx.exp.name, "hash": h, "status": "running",
                                   "name": f"{ctx.exp.name}[batch={batch},lr={lr:g}]",
-                                  "config": config, "started": now(), "strategy": "cbs"})
+                                  "config": config, "started": now(), "strategy": "cbs",
+                                  "pid": os.getpid()})
             self.trainers[lr] = tr
             self.histories[lr] = []
         self.interval = max(1, min(ctx.eval_every, self._steps_max() // 40 or 1))
@@ -175,7 +194,7 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
     races: dict[int, Race] = {}
     spent = _reference_targets(ctx, targets, races, say)  # 1. the loss_at targets
     hardest = min(t["value"] for t in targets)
-    gns = _noise_scale(ctx, races.get(ctx.reference), say)
+    gns = _stored_noise(races.get(ctx.reference))
     spent += _race_batches(ctx, races, hardest, full_grid, say)  # 2. every other batch size
     results = _fits(ctx, targets, races)  # 3. S(B), fits and B* per target
     out = {"experiment": exp.name, "batches": ctx.batches, "lrs": ctx.lrs,
@@ -189,7 +208,9 @@ def run_cbs(runner: Any, exp: ir.Experiment, full_grid: bool = False) -> int:
                                                     [r["b_star"] for r in with_bstar])
     path = Path(runner.root) / exp.name / ("cbs_full_grid.json" if full_grid else "cbs.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=str))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")  # several processes write the same
+    tmp.write_text(json.dumps(out, indent=2, default=str))
+    os.replace(tmp, path)
     say(render(out))
     say(f"  results in {path}")
     return 0
@@ -206,9 +227,9 @@ def _reference_targets(ctx: CBS, targets: list[dict[str, Any]], races: dict[int,
         race = races.get(t["batch"])
         budget = max(x["tokens"] for x in targets if x["kind"] == "loss_at"
                      and x["batch"] == t["batch"])
-        if race is None:
-            race = Race(ctx, t["batch"], ctx.lrs, budget)
-            race.run(hardest=-math.inf)  # every lr trains to the reference budget
+        if race is None:  # every lr trains to the reference budget
+            race = _claimed(ctx, t["batch"], budget, -math.inf, wait=True, say=say)
+            assert race is not None
             races[t["batch"]] = race
             spent += race.tokens
         best = math.inf
@@ -225,17 +246,49 @@ def _race_batches(ctx: CBS, races: dict[int, Race], hardest: float, full_grid: b
                   say: Any) -> int:
     """Race every batch size not raced yet to the hardest target; returns the tokens spent."""
     spent = 0
+    later = []
+    goal = -math.inf if full_grid else hardest
     for b in ctx.batches:
         if b in races:
             continue
-        race = Race(ctx, b, ctx.lrs, ctx.max_tokens)
-        race.run(-math.inf if full_grid else hardest)
-        races[b] = race
-        spent += race.tokens
-        s, lr = race.steps(hardest)
-        say(f"  batch {b}: " + (f"{s} steps to target (lr {lr:g})" if s else "target not reached")
-            + (f"; diverged: {sorted(race.failed)}" if race.failed else ""))
+        race = _claimed(ctx, b, ctx.max_tokens, goal, wait=False)
+        if race is None:
+            later.append(b)
+        else:
+            spent += _report(races, b, race, hardest, say)
+    for b in later:  # the races other processes hold: done by now, or taken over here
+        say(f"  batch {b}: another process is racing it; waiting")
+        spent += _report(races, b, _claimed(ctx, b, ctx.max_tokens, goal, wait=True),
+                         hardest, say)
     return spent
+
+
+def _report(races: dict[int, Race], b: int, race: Race | None, hardest: float,
+            say: Any) -> int:
+    """Keep a batch size's race and say its steps to the target; returns its tokens."""
+    assert race is not None
+    races[b] = race
+    s, lr = race.steps(hardest)
+    say(f"  batch {b}: " + (f"{s} steps to target (lr {lr:g})" if s else "target not reached")
+        + (f"; diverged: {sorted(race.failed)}" if race.failed else ""))
+    return race.tokens
+
+
+def _claimed(ctx: CBS, batch: int, budget: int, hardest: float, wait: bool,
+             say: Any = None) -> Race | None:
+    """The race of ``batch`` under its claim (Note [Shared CBS]): trained here if no other
+    process holds it, else None (``wait=False``) or, once it is released, read back (and any
+    run its process left unfinished trained here)."""
+    from specc.runtime.execute import run_lock
+
+    with run_lock(Path(ctx.root) / ctx.exp.name / ".cbs" / f"batch-{batch}", wait) as held:
+        if not held:
+            return None
+        race = Race(ctx, batch, ctx.lrs, budget)
+        race.run(hardest)
+        if batch == ctx.reference and say is not None:
+            _noise_scale(ctx, race, say)
+        return race
 
 
 def _fits(ctx: CBS, targets: list[dict[str, Any]],
@@ -271,7 +324,16 @@ def _noise_scale(ctx: CBS, race: Race | None, say: Any) -> dict[str, float] | No
     out = cbs_fit.gradient_noise_scale((small, tr.gradient_sq_norm(small)),
                                        (big, tr.gradient_sq_norm(big)))
     say(f"  gradient noise scale at the reference: B_simple = {out['b_simple']:.1f}")
+    (tr.path / NOISE).write_text(json.dumps(out))  # read back by every process
     return out
+
+
+def _stored_noise(race: Race | None) -> dict[str, float] | None:
+    """The gradient noise scale stored beside the reference race's run that measured it."""
+    for path in (race.paths.values() if race is not None else ()):
+        if (path / NOISE).is_file():
+            return json.loads((path / NOISE).read_text())  # type: ignore[no-any-return]
+    return None
 
 
 def render(out: dict[str, Any]) -> str:
