@@ -104,10 +104,15 @@ def test_training_is_reproducible_for_a_seed(tmp_path: Path) -> None:
     assert [r["loss"] for r in a] == [r["loss"] for r in b]
 
 
+# One thread in every process a test compares: a 400-step run amplifies the last-bit
+# differences of another thread count (or of a loaded machine's) far beyond a tolerance.
+ONE_THREAD = dict(os.environ, OMP_NUM_THREADS="1")
+
+
 def _start(s: Path, root: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "specc.cli.main", "run", str(s), "--root",
                              str(root), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
 
 
 def _wait_for_checkpoint(root: Path, proc: subprocess.Popen[str], at_least: int) -> None:
@@ -132,8 +137,9 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
     proc.wait()
     [run] = run_dirs(root)
     assert manifest(run)["status"] == "running"  # what a kill -9 leaves behind
-    done = subprocess.run([sys.executable, "-m", "specc.cli.main", "run", str(s), "--root",
-                           str(root), "--quiet"], cwd=ROOT, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "specc.cli.main", "run", str(s), "--quiet", "--root"]
+    done = subprocess.run([*cmd, str(root)], cwd=ROOT, capture_output=True, text=True,
+                          env=ONE_THREAD)
     assert done.returncode == 0, done.stderr
     assert "resumed at step" in done.stdout
     steps = [r["step"] for r in metrics(run)]
@@ -141,7 +147,8 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
     assert manifest(run)["status"] == "finished"
     # The resumed run reaches what an uninterrupted run reaches (same data order, same RNG).
     clean = tmp_path / "clean"
-    assert main(["run", str(s), "--root", str(clean), "--quiet"]) == 0
+    subprocess.run([*cmd, str(clean)], cwd=ROOT, check=True, capture_output=True,
+                   env=ONE_THREAD)
     a, b = metrics(run)[-1], metrics(run_dirs(clean)[0])[-1]
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
 

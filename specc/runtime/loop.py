@@ -336,9 +336,9 @@ class Trainer(OpenComponents):
             checkpoint.load(ckpt / checkpoint.SHARDS, self.model_raw, self.opt, self._ewa_state())
         elif getattr(self.rt, "sharded", False):  # whole tensors into a sharded run
             checkpoint.load_whole(self.model_raw, self.opt, self.named, state["model"],
-                               state["optimizer"])
-            self.ewa = {d: [checkpoint.place_like(t, p) for t, (_, p) in zip(ts, self.named,
-                                                                          strict=True)]
+                                  state["optimizer"])
+            params = [p for _, p in self.named]
+            self.ewa = {d: [checkpoint.place_like(t, p) for t, p in zip(ts, params, strict=True)]
                         for d, ts in state["ewa"].items()}
         else:
             self.model_raw.load_state_dict(state["model"])
