@@ -25,7 +25,7 @@ from pathlib import Path
 
 GRID = """experiment g {{
   model m = gpt2(layers = 2, heads = 2, width = 64, context = 16, vocab = numbers(0..99))
-  data task = arithmetic(ops = ["+"], max = 20, train = 400, test = 50)
+  data task = arithmetic(ops = ["+", "-"], max = 20, train = 400, test = 50)
   train {{ optimizer = adamw(lr = 3e-3); batch = 16; steps = {steps}; eval_every = {steps} }}
   metrics = [loss]
   sweep grid {{ seed in [{seeds}] }}
@@ -34,7 +34,7 @@ GRID = """experiment g {{
 
 ONE = """experiment one {{
   model m = gpt2(layers = 4, heads = 4, width = 128, context = 16, vocab = numbers(0..99))
-  data task = arithmetic(ops = ["+"], max = 20, train = 400, test = 50)
+  data task = arithmetic(ops = ["+", "-"], max = 20, train = 400, test = 50)
   train {{
     optimizer = adamw(lr = 1e-3)
     batch = 32
