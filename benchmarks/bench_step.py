@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_memory import built_trainer  # one way to build a one-run spec's Trainer
+
 SHAPES = {
     "tiny": dict(
         model="gpt2(layers = 2, heads = 4, width = 128, context = 16, vocab = numbers(0..199))",
@@ -47,18 +49,7 @@ SPEC = """experiment bench {{
 
 
 def specc_trainer(shape: str, device: str, tmp: Path) -> Any:
-    from specc_torch import BACKEND_CPU, BACKEND_CUDA
-
-    import specc
-    from specc.runtime.loop import Trainer
-
-    result = specc.plan(SPEC.format(**SHAPES[shape]))
-    assert result.ok, result.render()
-    [run] = list(result.plan.experiments[0].runs())  # type: ignore[union-attr]
-    backend = BACKEND_CUDA if device == "cuda" else BACKEND_CPU
-    trainer = Trainer(run.config, tmp, backend.runtime(run.config["train"]), spans={},
-                      base_dir=tmp, store_root=tmp, progress=False)
-    trainer.build()
+    trainer = built_trainer(SPEC.format(**SHAPES[shape]), device, tmp)
     trainer.feed = trainer.rt.feed(trainer._batch, 0)
     return trainer
 
