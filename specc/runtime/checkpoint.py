@@ -27,16 +27,31 @@ from specc.store.files import verify_checksums
 SHARDS = "shards"
 FORMAT = 1
 
-# (module, name) pairs DCP's metadata pickles; nothing else is constructed
-_METADATA_MODULES = ("torch.distributed.checkpoint.metadata",
-                     "torch.distributed.checkpoint.filesystem",
-                     "torch.distributed.checkpoint._extension")
-_METADATA_GLOBALS = {("torch", "Size"), ("torch.serialization", "_get_layout"),
+# What DCP's metadata pickles, and nothing else is constructed: the plain record classes of
+# its metadata module, its storage records, torch's dtypes and a few value types.
+_METADATA_MODULE = "torch.distributed.checkpoint.metadata"
+_METADATA_GLOBALS = {("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+                     ("torch", "Size"), ("torch.serialization", "_get_layout"),
                      ("torch", "strided"), ("torch", "contiguous_format"),
                      ("torch", "channels_last"), ("torch", "preserve_format"),
                      ("collections", "OrderedDict"), ("pathlib", "PosixPath"),
                      ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"),
                      ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice")}
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        import torch
+
+        found = super().find_class(module, name) if (
+            module in (_METADATA_MODULE, "torch") or (module, name) in _METADATA_GLOBALS) else None
+        ok = (module, name) in _METADATA_GLOBALS or (
+            module == _METADATA_MODULE and isinstance(found, type)
+            and found.__module__ == module) or isinstance(found, torch.dtype)
+        if not ok:
+            raise pickle.UnpicklingError(f"the shard metadata names {module}.{name}, which is "
+                                         "not part of a checkpoint")
+        return found
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
@@ -56,18 +71,6 @@ def read_state(ckpt: Path) -> dict[str, Any]:
             "sharded" in state or {"model", "optimizer"} <= state.keys()):
         raise ValueError("state.pt is not a specc checkpoint")
     return state
-
-
-class _MetadataUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        import torch
-
-        ok = (module in _METADATA_MODULES or (module, name) in _METADATA_GLOBALS
-              or (module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)))
-        if not ok:
-            raise pickle.UnpicklingError(f"the shard metadata names {module}.{name}, which is "
-                                         "not part of a checkpoint")
-        return super().find_class(module, name)
 
 
 def read_metadata(folder: Path) -> Any:
